@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The main job against the built-in lab: prepare this controller, build the lab image when missing,
+# start the lab host (a systemd container), and run site.yml against it.
+#
+#   scripts/lab-site.sh [ansible-playbook options, e.g. --check or --tags preflight]
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+bash scripts/setup-controller.sh
+bash scripts/build-lab-image.sh debian12
+# shellcheck disable=SC1091
+source .venv/bin/activate
+ansible-playbook -i inventories/lab lab/up.yml
+ansible-playbook -i inventories/lab site.yml "$@"

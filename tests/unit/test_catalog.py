@@ -1,0 +1,1064 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""build_plan: the plan of a valid catalog, and the exact problem reported for each invalid one."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from ansible_collections.labai.llm_stack.plugins.module_utils.catalog import CatalogError, build_plan
+
+DELETE = object()
+
+M0 = "models[0] (qwen-coder)"
+M1 = "models[1] (qwen-coder-ollama)"
+M2 = "models[2] (qwen-coder-cpp)"
+M3 = "models[3] (qwen-coder-native)"
+PORT_FIX = "use a free TCP port between 1 and 65535"
+UNIQUE_FIX = "give each model and alias a unique name"
+NAME_FIX = "use letters, digits and . _ : / - (starting with a letter or digit)"
+UNKNOWN_REF = "is not a model name or alias in the catalog; name a model declared under models"
+GGUF_FIX = "set the absolute path of the GGUF file on the host"
+LOOP_FIX = "remove one of these fallbacks"
+GPU_FIX = "use the share of GPU memory vLLM may take, such as 0.85"
+EXTRA_ARGS_FIX = "write extra_args as a list of strings, such as ['--enforce-eager']"
+HOSTS_FIX = "pass the inventory hostnames, such as groups['llm_hosts']"
+GGUF = "/srv/models/qwen2.5-coder-7b-instruct-q4_k_m.gguf"
+
+
+def mutated(catalog: dict, changes: dict[str, object]) -> dict:
+    """A copy of catalog with each dotted path ('models.0.port') set, appended to, or DELETEd."""
+    result = copy.deepcopy(catalog)
+    for path, value in changes.items():
+        *parents, last = [int(part) if part.isdigit() else part for part in path.split(".")]
+        target = result
+        for key in parents:
+            target = target[key]
+        if value is DELETE:
+            del target[last]
+        elif isinstance(target, list) and last == len(target):
+            target.append(value)
+        else:
+            target[last] = value
+    return result
+
+
+def problems_of(catalog: object, hosts: object) -> list[str]:
+    with pytest.raises(CatalogError) as exc:
+        build_plan(catalog, hosts)
+    return exc.value.problems
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A valid catalog
+
+
+def test_seed_catalog_plan(catalog, hosts):
+    vllm_settings = {
+        "quantization": "awq",
+        "max_model_len": 8192,
+        "gpu_memory_utilization": 0.85,
+        "tensor_parallel_size": 1,
+        "max_num_seqs": 16,
+        "download_dir": None,
+        "extra_args": [],
+    }
+    cpp_settings = {"flavor": "python", "n_ctx": 4096, "n_gpu_layers": 99, "threads": 8, "parallel": 1}
+    native_settings = {"flavor": "native", "n_ctx": 4096, "n_gpu_layers": 99, "threads": None, "parallel": 1}
+    both = ["gpu01", "gpu02"]
+    assert build_plan(catalog, hosts) == {
+        "models": [
+            {
+                "name": "qwen-coder",
+                "backend": "vllm",
+                "aliases": ["qwen-math", "llama2-13b-vllm"],
+                "fallbacks": ["qwen-coder-ollama", "qwen-coder-cpp"],
+                "context_window_fallbacks": [],
+                "hosts": ["gpu01"],
+                "service": "vllm-qwen-coder",
+                "model": "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ",
+                "model_file": None,
+                "settings": vllm_settings,
+            },
+            {
+                "name": "qwen-coder-ollama",
+                "backend": "ollama",
+                "aliases": [],
+                "fallbacks": ["qwen-coder-cpp"],
+                "context_window_fallbacks": [],
+                "hosts": both,
+                "service": "ollama",
+                "model": "qwen2.5-coder:7b",
+                "model_file": None,
+                "settings": {"keep_alive": "5m"},
+            },
+            {
+                "name": "qwen-coder-cpp",
+                "backend": "llamacpp",
+                "aliases": [],
+                "fallbacks": [],
+                "context_window_fallbacks": [],
+                "hosts": both,
+                "service": "llamacpp-qwen-coder-cpp",
+                "model": None,
+                "model_file": GGUF,
+                "settings": {**cpp_settings, "extra_args": []},
+            },
+            {
+                "name": "qwen-coder-native",
+                "backend": "llamacpp",
+                "aliases": [],
+                "fallbacks": [],
+                "context_window_fallbacks": [],
+                "hosts": both,
+                "service": "llamacpp-qwen-coder-native",
+                "model": None,
+                "model_file": GGUF,
+                "settings": {**native_settings, "extra_args": ["--flash-attn"]},
+            },
+        ],
+        "services": {
+            "vllm-qwen-coder": {
+                "key": "vllm-qwen-coder",
+                "backend": "vllm",
+                "unit": "llm-vllm-qwen-coder.service",
+                "port": 8001,
+                "hosts": ["gpu01"],
+                "models": ["qwen-coder"],
+                "served_names": ["qwen-coder", "qwen-math", "llama2-13b-vllm"],
+            },
+            "llamacpp-qwen-coder-cpp": {
+                "key": "llamacpp-qwen-coder-cpp",
+                "backend": "llamacpp",
+                "unit": "llm-llamacpp-qwen-coder-cpp.service",
+                "port": 8000,
+                "hosts": both,
+                "models": ["qwen-coder-cpp"],
+                "served_names": ["qwen-coder-cpp"],
+            },
+            "llamacpp-qwen-coder-native": {
+                "key": "llamacpp-qwen-coder-native",
+                "backend": "llamacpp",
+                "unit": "llm-llamacpp-qwen-coder-native.service",
+                "port": 8080,
+                "hosts": both,
+                "models": ["qwen-coder-native"],
+                "served_names": ["qwen-coder-native"],
+            },
+            "ollama": {
+                "key": "ollama",
+                "backend": "ollama",
+                "unit": "llm-ollama.service",
+                "port": 11434,
+                "hosts": both,
+                "models": ["qwen-coder-ollama"],
+                "served_names": ["qwen-coder-ollama"],
+            },
+            "litellm": {
+                "key": "litellm",
+                "backend": "litellm",
+                "unit": "llm-litellm.service",
+                "port": 4000,
+                "hosts": ["gpu01"],
+                "models": ["qwen-coder", "qwen-coder-ollama", "qwen-coder-cpp", "qwen-coder-native"],
+                "served_names": [
+                    "qwen-coder",
+                    "qwen-math",
+                    "llama2-13b-vllm",
+                    "qwen-coder-ollama",
+                    "qwen-coder-cpp",
+                    "qwen-coder-native",
+                ],
+            },
+        },
+        "hosts": {
+            "gpu01": {
+                "services": [
+                    "vllm-qwen-coder",
+                    "llamacpp-qwen-coder-cpp",
+                    "llamacpp-qwen-coder-native",
+                    "ollama",
+                    "litellm",
+                ]
+            },
+            "gpu02": {"services": ["llamacpp-qwen-coder-cpp", "llamacpp-qwen-coder-native", "ollama"]},
+        },
+        "public_names": [
+            "llama2-13b-vllm",
+            "qwen-coder",
+            "qwen-coder-cpp",
+            "qwen-coder-native",
+            "qwen-coder-ollama",
+            "qwen-math",
+        ],
+        "fallbacks": {
+            "qwen-coder": ["qwen-coder-ollama", "qwen-coder-cpp"],
+            "qwen-coder-ollama": ["qwen-coder-cpp"],
+        },
+        "routes": [{"pattern": "meta-llama/*", "model": "qwen-coder", "service": "vllm-qwen-coder"}],
+    }
+
+
+def test_plan_survives_json_and_leaves_the_catalog_alone(catalog, hosts):
+    before = copy.deepcopy(catalog)
+    plan = build_plan(catalog, hosts)
+    assert json.loads(json.dumps(plan)) == plan
+    assert catalog == before
+
+
+def test_minimal_catalog_gets_every_default():
+    plan = build_plan(
+        {
+            "models": [
+                {"name": "v", "backend": "vllm", "model": "org/v", "port": 8001},
+                {"name": "c", "backend": "llamacpp", "model_file": "/m/c.gguf", "port": 8002},
+                {"name": "o", "backend": "ollama", "model": "o:1b"},
+            ]
+        },
+        ["h1"],
+    )
+    assert [model["settings"] for model in plan["models"]] == [
+        {
+            "quantization": None,
+            "max_model_len": None,
+            "gpu_memory_utilization": 0.9,
+            "tensor_parallel_size": 1,
+            "max_num_seqs": None,
+            "download_dir": None,
+            "extra_args": [],
+        },
+        {
+            "flavor": "python",
+            "n_ctx": 4096,
+            "n_gpu_layers": 0,
+            "threads": None,
+            "parallel": 1,
+            "extra_args": [],
+        },
+        {"keep_alive": None},
+    ]
+    assert [(key, s["port"], s["hosts"]) for key, s in plan["services"].items()] == [
+        ("vllm-v", 8001, ["h1"]),
+        ("llamacpp-c", 8002, ["h1"]),
+        ("ollama", 11434, ["h1"]),
+        ("litellm", 4000, ["h1"]),
+    ]
+    assert (plan["fallbacks"], plan["routes"]) == ({}, [])
+
+
+@pytest.mark.parametrize(
+    ("changes", "check"),
+    [
+        pytest.param(
+            {"models.3.port": 8001, "models.3.hosts": ["gpu02"]},
+            lambda plan: plan["services"]["llamacpp-qwen-coder-native"]["port"] == 8001,
+            id="same-port-on-other-host",
+        ),
+        pytest.param(
+            {"models.1.hosts": ["gpu02"], "models.4": {"name": "o2", "backend": "ollama", "model": "o:1b"}},
+            lambda plan: (
+                plan["services"]["ollama"]["hosts"] == ["gpu01", "gpu02"]
+                and plan["services"]["ollama"]["served_names"] == ["qwen-coder-ollama", "o2"]
+            ),
+            id="ollama-hosts-are-the-union",
+        ),
+        pytest.param(
+            {"models.1.hosts": ["gpu02"]},
+            lambda plan: (
+                plan["services"]["ollama"]["hosts"] == ["gpu02"]
+                and plan["hosts"]["gpu01"]["services"][-2:] == ["llamacpp-qwen-coder-native", "litellm"]
+            ),
+            id="ollama-only-where-its-models-are",
+        ),
+        pytest.param(
+            {"models.4": {"name": "Qwen_Coder.Ollama", "backend": "ollama", "model": "o:1b"}},
+            lambda plan: plan["models"][4]["service"] == "ollama",
+            id="ollama-names-may-slug-alike",
+        ),
+        pytest.param(
+            {"models.0.vllm.gpu_memory_utilization": 1},
+            lambda plan: type(plan["models"][0]["settings"]["gpu_memory_utilization"]) is float,
+            id="gpu-share-becomes-float",
+        ),
+        pytest.param(
+            {"gateway": {}},
+            lambda plan: (
+                plan["services"]["litellm"] | {"models": [], "served_names": []}
+                == {
+                    "key": "litellm",
+                    "backend": "litellm",
+                    "unit": "llm-litellm.service",
+                    "port": 4000,
+                    "hosts": ["gpu01", "gpu02"],
+                    "models": [],
+                    "served_names": [],
+                }
+            ),
+            id="gateway-defaults",
+        ),
+        pytest.param(
+            {"models.0.fallbacks": ["qwen-coder-cpp"], "models.1.fallbacks": ["qwen-math"]},
+            lambda plan: (
+                plan["fallbacks"] == {"qwen-coder": ["qwen-coder-cpp"], "qwen-coder-ollama": ["qwen-math"]}
+            ),
+            id="fallback-to-an-alias",
+        ),
+        pytest.param(
+            {"routes.0.model": "qwen-coder-ollama", "routes.1": {"pattern": "*", "model": "qwen-math"}},
+            lambda plan: (
+                plan["routes"]
+                == [
+                    {"pattern": "meta-llama/*", "model": "qwen-coder-ollama", "service": "ollama"},
+                    {"pattern": "*", "model": "qwen-coder", "service": "vllm-qwen-coder"},
+                ]
+            ),
+            id="route-to-ollama-and-alias",
+        ),
+        pytest.param(
+            {
+                "backends": {"vllm": {"enabled": False}},
+                "models.0": {"name": "qwen-coder", "backend": "ollama", "model": "qwen2.5-coder:7b"},
+            },
+            lambda plan: (
+                list(plan["services"])[:1] == ["llamacpp-qwen-coder-cpp"]
+                and plan["routes"][0]["service"] == "ollama"
+            ),
+            id="disabled-backend-without-models",
+        ),
+        pytest.param(
+            {
+                "models.0.vllm": {
+                    "quantization": None,
+                    "download_dir": "/srv/hf",
+                    "extra_args": ["--enforce-eager"],
+                }
+            },
+            lambda plan: plan["models"][0]["settings"]["download_dir"] == "/srv/hf",
+            id="nullable-settings",
+        ),
+    ],
+)
+def test_valid_variations(catalog, hosts, changes, check):
+    assert check(build_plan(mutated(catalog, changes), hosts))
+
+
+def test_hosts_argument_is_deduplicated(catalog):
+    assert list(build_plan(catalog, ["gpu01", "gpu02", "gpu01"])["hosts"]) == ["gpu01", "gpu02"]
+
+
+def test_string_subclasses_come_out_plain(catalog, hosts):
+    class Tagged(str):
+        pass
+
+    catalog["models"][0]["name"] = Tagged("qwen-coder")
+    catalog["models"][0]["vllm"]["extra_args"] = [Tagged("--enforce-eager")]
+    model = build_plan(catalog, [Tagged(host) for host in hosts])["models"][0]
+    assert type(model["name"]) is str
+    assert type(model["settings"]["extra_args"][0]) is str
+    assert type(model["hosts"][0]) is str
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rejections: one problem each, in the exact words the user reads
+
+
+def test_catalog_must_be_a_mapping(hosts):
+    assert problems_of([], hosts) == [
+        "llm_stack_catalog: expected a mapping, got a list; "
+        "define models (and optionally gateway, backends, routes) under it"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("hosts", "problems"),
+    [
+        pytest.param(
+            "gpu01", [f"plan(hosts): expected a list of hostnames, got a string; {HOSTS_FIX}"], id="str"
+        ),
+        pytest.param(
+            [],
+            ["plan(hosts): the list of hosts is empty; put at least one host in the group you pass"],
+            id="empty",
+        ),
+        pytest.param(
+            ["gpu01", 5, "gpu02"],
+            [f"plan(hosts)[1]: expected a hostname, got an integer; {HOSTS_FIX}"],
+            id="item",
+        ),
+    ],
+)
+def test_rejects_bad_hosts_argument(catalog, hosts, problems):
+    assert problems_of(catalog, hosts) == problems
+
+
+REJECTIONS = [
+    # top level
+    pytest.param(
+        {"models": DELETE},
+        [
+            "llm_stack_catalog.models: required; list at least one model under models",
+            f"routes[0].model: 'qwen-coder' {UNKNOWN_REF}",
+        ],
+        id="models-missing",
+    ),
+    pytest.param(
+        {"models": [], "routes": []},
+        ["llm_stack_catalog.models: the list is empty; list at least one model under models"],
+        id="models-empty",
+    ),
+    pytest.param(
+        {"models": {"qwen-coder": {}}, "routes": []},
+        ["llm_stack_catalog.models: expected a list, got a mapping; write models as a list"],
+        id="models-not-a-list",
+    ),
+    pytest.param(
+        {"model": []},
+        ["llm_stack_catalog: unknown field 'model'; did you mean 'models'?"],
+        id="top-level-typo",
+    ),
+    pytest.param(
+        {"extras": 1},
+        [
+            "llm_stack_catalog: unknown field 'extras'; remove it or use one of: backends, gateway, "
+            "models, routes"
+        ],
+        id="top-level-unknown",
+    ),
+    # gateway
+    pytest.param(
+        {"gateway": [4000]},
+        [
+            "llm_stack_catalog.gateway: expected a mapping, got a list; "
+            "write gateway as a mapping, such as {port: 4000}"
+        ],
+        id="gateway-not-a-mapping",
+    ),
+    pytest.param(
+        {"gateway.prot": 1}, ["gateway: unknown field 'prot'; did you mean 'port'?"], id="gateway-typo"
+    ),
+    pytest.param(
+        {"gateway.port": 70000}, [f"gateway.port: 70000 is outside 1-65535; {PORT_FIX}"], id="gw-70000"
+    ),
+    pytest.param(
+        {"gateway.port": 0}, [f"gateway.port: 0 is outside 1-65535; {PORT_FIX}"], id="gateway-port-0"
+    ),
+    pytest.param(
+        {"gateway.port": "4000"}, [f"gateway.port: '4000' is not an integer; {PORT_FIX}"], id="gw-str"
+    ),
+    pytest.param({"gateway.port": True}, [f"gateway.port: true is not an integer; {PORT_FIX}"], id="gw-bool"),
+    pytest.param(
+        {"gateway.port": 40.0}, [f"gateway.port: 40.0 is not an integer; {PORT_FIX}"], id="gw-float"
+    ),
+    pytest.param(
+        {"gateway.hosts": ["gpu9"]},
+        ["gateway.hosts[0]: 'gpu9' is not among the play's hosts (gpu01, gpu02); use an inventory hostname"],
+        id="gateway-unknown-host",
+    ),
+    pytest.param(
+        {"gateway.port": 8001},
+        [
+            "gateway.port: 8001 on host gpu01 is already used by models[0] (qwen-coder); "
+            "give each service its own port"
+        ],
+        id="gateway-port-clash",
+    ),
+    pytest.param(
+        {"gateway.port": 8000, "gateway.hosts": DELETE},
+        [
+            "gateway.port: 8000 on hosts gpu01, gpu02 is already used by models[2] (qwen-coder-cpp); "
+            "give each service its own port"
+        ],
+        id="gateway-port-clash-on-two-hosts",
+    ),
+    # backends
+    pytest.param(
+        {"backends.vlm": {}}, ["backends: unknown field 'vlm'; did you mean 'vllm'?"], id="backend-typo"
+    ),
+    pytest.param(
+        {"backends.vllm.port": 8000},
+        ["backends.vllm: unknown field 'port'; remove it or use one of: enabled"],
+        id="backend-unknown-key",
+    ),
+    pytest.param(
+        {"backends.llamacpp": True},
+        [
+            "backends.llamacpp: expected a mapping, got a boolean; "
+            "write llamacpp as a mapping, such as {enabled: true}"
+        ],
+        id="backend-not-a-mapping",
+    ),
+    pytest.param(
+        {"backends.vllm.enabled": "yes"},
+        ["backends.vllm.enabled: 'yes' is not a boolean; use true or false"],
+        id="backend-enabled-not-bool",
+    ),
+    pytest.param(
+        {"backends.ollama.enabled": False},
+        [
+            f"{M1}.backend: backend 'ollama' is disabled (backends.ollama.enabled: false) but this model "
+            "needs it; enable the backend or remove the model"
+        ],
+        id="backend-disabled",
+    ),
+    pytest.param(
+        {"backends.ollama.port": 65536},
+        [f"backends.ollama.port: 65536 is outside 1-65535; {PORT_FIX}"],
+        id="ollama-port-range",
+    ),
+    pytest.param(
+        {"backends.ollama.port": 8000},
+        [
+            "backends.ollama.port: 8000 on hosts gpu01, gpu02 is already used by models[2] (qwen-coder-cpp); "
+            "give each service its own port"
+        ],
+        id="ollama-port-clash",
+    ),
+    # model entries and their fields
+    pytest.param(
+        {"models.4": "qwen"},
+        ["models[4]: expected a mapping, got a string; write each model as a mapping with name and backend"],
+        id="model-not-a-mapping",
+    ),
+    pytest.param(
+        {"models.3.fallback": []},
+        [f"{M3}: unknown field 'fallback'; did you mean 'fallbacks'?"],
+        id="model-field-typo",
+    ),
+    pytest.param(
+        {"models.3.zzz": 1},
+        [
+            f"{M3}: unknown field 'zzz'; remove it or use one of: aliases, backend, "
+            "context_window_fallbacks, "
+            "fallbacks, hosts, llamacpp, model, model_file, name, ollama, port, vllm"
+        ],
+        id="model-field-unknown",
+    ),
+    pytest.param(
+        {"models.3.name": DELETE},
+        ["models[3].name: required; give the model a public name such as qwen-coder"],
+        id="name-missing",
+    ),
+    pytest.param(
+        {"models.3.name": 7},
+        [
+            "models[3].name: expected a string, got an integer; give the model a public name such as "
+            "qwen-coder"
+        ],
+        id="name-not-a-string",
+    ),
+    pytest.param(
+        {"models.3.name": ""},
+        ["models[3].name: the name is empty; give it a public name such as qwen-coder"],
+        id="name-empty",
+    ),
+    pytest.param(
+        {"models.3.name": "bad name"},
+        [f"models[3] (bad name).name: 'bad name' has characters the gateway cannot route; {NAME_FIX}"],
+        id="name-with-space",
+    ),
+    pytest.param(
+        {"models.3.name": "-lead"},
+        [f"models[3] (-lead).name: '-lead' has characters the gateway cannot route; {NAME_FIX}"],
+        id="name-leading-dash",
+    ),
+    pytest.param(
+        {"models.3.name": "native\n"},
+        [f"models[3].name: 'native\\n' has characters the gateway cannot route; {NAME_FIX}"],
+        id="name-trailing-newline",
+    ),
+    pytest.param(
+        {"models.3.name": "n" * 129},
+        [f"models[3] ({'n' * 129}).name: '{'n' * 40}'... is longer than 128 characters; use a shorter name"],
+        id="name-too-long",
+    ),
+    pytest.param(
+        {"models.3.name": "qwen-coder"},
+        [f"models[3] (qwen-coder).name: 'qwen-coder' is already the public name of models[0]; {UNIQUE_FIX}"],
+        id="duplicate-name",
+    ),
+    pytest.param(
+        {"models.3.aliases": ["qwen-math"]},
+        [f"{M3}.aliases[0]: 'qwen-math' is already an alias of models[0] (qwen-coder); {UNIQUE_FIX}"],
+        id="alias-taken-by-alias",
+    ),
+    pytest.param(
+        {"models.3.aliases": ["qwen-coder-cpp"]},
+        [f"{M3}.aliases[0]: 'qwen-coder-cpp' is already the public name of models[2]; {UNIQUE_FIX}"],
+        id="alias-taken-by-name",
+    ),
+    pytest.param(
+        {"models.3.name": "qwen-math"},
+        [f"{M0}.aliases[0]: 'qwen-math' is already the public name of models[3]; {UNIQUE_FIX}"],
+        id="name-wins-over-earlier-alias",
+    ),
+    pytest.param(
+        {"models.0.aliases": ["qwen-math", "qwen-math"]},
+        [f"{M0}.aliases[1]: 'qwen-math' is already an alias of models[0] (qwen-coder); {UNIQUE_FIX}"],
+        id="alias-twice",
+    ),
+    pytest.param(
+        {"models.0.aliases": ["qwen math"]},
+        [f"{M0}.aliases[0]: 'qwen math' has characters the gateway cannot route; {NAME_FIX}"],
+        id="alias-characters",
+    ),
+    pytest.param(
+        {"models.0.aliases": "qwen-math"},
+        [
+            f"{M0}.aliases: expected a list of strings, got a string; "
+            "write aliases as a list of extra public names, such as [qwen-math]"
+        ],
+        id="aliases-not-a-list",
+    ),
+    pytest.param(
+        {"models.0.aliases": ["qwen-math", 13]},
+        [
+            f"{M0}.aliases[1]: expected a string, got an integer; "
+            "write aliases as a list of extra public names, such as [qwen-math]"
+        ],
+        id="alias-not-a-string",
+    ),
+    pytest.param(
+        {"models.0.backend": "vlm"},
+        [f"{M0}.backend: unknown backend 'vlm'; use one of llamacpp, ollama, vllm"],
+        id="backend-unknown",
+    ),
+    pytest.param(
+        {"models.0.backend": DELETE},
+        [f"{M0}.backend: required; use one of llamacpp, ollama, vllm"],
+        id="backend-missing",
+    ),
+    pytest.param(
+        {"models.0.backend": ["vllm"]},
+        [f"{M0}.backend: expected a string, got a list; use one of llamacpp, ollama, vllm"],
+        id="backend-not-a-string",
+    ),
+    pytest.param(
+        {"models.0.model": DELETE},
+        [
+            f"{M0}.model: required for backend vllm; "
+            "set a Hugging Face model id such as Qwen/Qwen2.5-Coder-7B-Instruct-AWQ or a model directory"
+        ],
+        id="vllm-model-missing",
+    ),
+    pytest.param(
+        {"models.0.model": 7},
+        [
+            f"{M0}.model: expected a string, got an integer; "
+            "set a Hugging Face model id such as Qwen/Qwen2.5-Coder-7B-Instruct-AWQ or a model directory"
+        ],
+        id="vllm-model-not-a-string",
+    ),
+    pytest.param(
+        {"models.1.model": DELETE},
+        [f"{M1}.model: required for backend ollama; set an Ollama model tag such as qwen2.5-coder:7b"],
+        id="ollama-model-missing",
+    ),
+    pytest.param(
+        {"models.1.model": " "},
+        [f"{M1}.model: the value is empty; set an Ollama model tag such as qwen2.5-coder:7b"],
+        id="ollama-model-blank",
+    ),
+    pytest.param(
+        {"models.2.model_file": DELETE},
+        [f"{M2}.model_file: required for backend llamacpp; {GGUF_FIX}"],
+        id="model-file-missing",
+    ),
+    pytest.param(
+        {"models.2.model_file": "models/qwen.gguf"},
+        [f"{M2}.model_file: 'models/qwen.gguf' is not an absolute path; {GGUF_FIX}"],
+        id="model-file-relative",
+    ),
+    pytest.param(
+        {"models.2.model": "qwen"},
+        [f"{M2}.model: not used by backend llamacpp; remove it and set model_file instead"],
+        id="model-on-llamacpp",
+    ),
+    pytest.param(
+        {"models.0.model_file": GGUF},
+        [f"{M0}.model_file: not used by backend vllm; remove it and set model instead"],
+        id="model-file-on-vllm",
+    ),
+    pytest.param(
+        {"models.0.port": DELETE},
+        [f"{M0}.port: required for backend vllm; give the model its own free TCP port, such as 8001"],
+        id="vllm-port-missing",
+    ),
+    pytest.param(
+        {"models.2.port": DELETE},
+        [f"{M2}.port: required for backend llamacpp; give the model its own free TCP port, such as 8001"],
+        id="llamacpp-port-missing",
+    ),
+    pytest.param(
+        {"models.1.port": 11434},
+        [
+            f"{M1}.port: not used by backend ollama (every ollama model is served on backends.ollama.port); "
+            "remove it"
+        ],
+        id="port-on-ollama",
+    ),
+    pytest.param(
+        {"models.0.port": 70000}, [f"{M0}.port: 70000 is outside 1-65535; {PORT_FIX}"], id="port-70000"
+    ),
+    pytest.param(
+        {"models.0.port": -1}, [f"{M0}.port: -1 is outside 1-65535; {PORT_FIX}"], id="port-negative"
+    ),
+    pytest.param(
+        {"models.0.port": "8001"}, [f"{M0}.port: '8001' is not an integer; {PORT_FIX}"], id="port-str"
+    ),
+    pytest.param(
+        {"models.0.port": False}, [f"{M0}.port: false is not an integer; {PORT_FIX}"], id="port-bool"
+    ),
+    pytest.param({"models.0.port": None}, [f"{M0}.port: null is not an integer; {PORT_FIX}"], id="port-null"),
+    pytest.param(
+        {"models.3.port": 8001},
+        [f"{M3}.port: 8001 on host gpu01 is already used by {M0}; give each service its own port"],
+        id="port-clash",
+    ),
+    pytest.param(
+        {"models.3.port": 4000},
+        [
+            "gateway.port: 4000 on host gpu01 is already used by models[3] (qwen-coder-native); give each "
+            "service "
+            "its own port"
+        ],
+        id="gateway-reported-after-models",
+    ),
+    pytest.param(
+        {"models.3.port": 8000},
+        [f"{M3}.port: 8000 on hosts gpu01, gpu02 is already used by {M2}; give each service its own port"],
+        id="port-clash-on-two-hosts",
+    ),
+    pytest.param(
+        {
+            "models.1.hosts": ["gpu01"],
+            "backends.ollama.port": 8000,
+            "models.3.hosts": ["gpu02"],
+            "models.3.port": 8000,
+        },
+        [
+            f"{M3}.port: 8000 on host gpu02 is already used by {M2}; give each service its own port",
+            f"backends.ollama.port: 8000 on host gpu01 is already used by {M2}; "
+            "give each service its own port",
+        ],
+        id="port-clashes-in-start-order",
+    ),
+    pytest.param(
+        {"models.4": {"name": "qwen_coder_cpp", "backend": "llamacpp", "model_file": GGUF, "port": 8002}},
+        [
+            "models[4] (qwen_coder_cpp).name: 'qwen_coder_cpp' gives the unit name "
+            f"llm-llamacpp-qwen-coder-cpp.service, already used by {M2}; "
+            "choose a name that differs in more than case or punctuation"
+        ],
+        id="unit-name-collision",
+    ),
+    # hosts
+    pytest.param(
+        {"models.0.hosts": ["gpu9"]},
+        [f"{M0}.hosts[0]: 'gpu9' is not among the play's hosts (gpu01, gpu02); use an inventory hostname"],
+        id="unknown-host",
+    ),
+    pytest.param(
+        {"models.0.hosts": []},
+        [f"{M0}.hosts: the list is empty; leave hosts out to use every host, or name some"],
+        id="hosts-empty",
+    ),
+    pytest.param(
+        {"models.0.hosts": ["gpu01", "gpu01"]},
+        [f"{M0}.hosts[1]: 'gpu01' is listed twice; list each host once"],
+        id="host-twice",
+    ),
+    pytest.param(
+        {"models.0.hosts": "gpu01"},
+        [f"{M0}.hosts: expected a list of strings, got a string; use an inventory hostname"],
+        id="hosts-not-a-list",
+    ),
+    # fallbacks
+    pytest.param(
+        {"models.0.fallbacks": ["qwen-coder-ollama", "nope"]},
+        [f"{M0}.fallbacks[1]: 'nope' {UNKNOWN_REF}"],
+        id="fallback-unknown",
+    ),
+    pytest.param(
+        {"models.0.context_window_fallbacks": ["nope"]},
+        [f"{M0}.context_window_fallbacks[0]: 'nope' {UNKNOWN_REF}"],
+        id="context-fallback-unknown",
+    ),
+    pytest.param(
+        {"models.0.fallbacks": ["qwen-coder-ollama", "qwen-coder-ollama"]},
+        [
+            f"{M0}.fallbacks[1]: 'qwen-coder-ollama' is already listed at fallbacks[0]; list each fallback "
+            "once"
+        ],
+        id="fallback-twice",
+    ),
+    pytest.param(
+        {"models.0.fallbacks": "qwen-coder-ollama"},
+        [
+            f"{M0}.fallbacks: expected a list of strings, got a string; "
+            "write fallbacks as a list of public names, such as [qwen-coder-ollama]"
+        ],
+        id="fallbacks-not-a-list",
+    ),
+    pytest.param(
+        {"models.3.fallbacks": ["qwen-coder-native"]},
+        [f"{M3}.fallbacks: fallback chain loops qwen-coder-native -> qwen-coder-native; {LOOP_FIX}"],
+        id="self-fallback",
+    ),
+    pytest.param(
+        {"models.2.fallbacks": ["qwen-math"]},
+        [
+            f"{M0}.fallbacks: fallback chain loops qwen-coder -> qwen-coder-ollama -> qwen-coder-cpp -> "
+            "qwen-coder; "
+            f"{LOOP_FIX}",
+            f"{M0}.fallbacks: fallback chain loops qwen-coder -> qwen-coder-cpp -> qwen-coder; {LOOP_FIX}",
+        ],
+        id="fallback-loops-through-alias",
+    ),
+    pytest.param(
+        {"models.3.fallbacks": ["qwen-coder-cpp"], "models.2.fallbacks": ["qwen-coder-native"]},
+        [
+            f"{M2}.fallbacks: fallback chain loops qwen-coder-cpp -> qwen-coder-native -> qwen-coder-cpp; "
+            f"{LOOP_FIX}"
+        ],
+        id="fallback-loop-reported-once",
+    ),
+    pytest.param(
+        {
+            "models.0.context_window_fallbacks": ["qwen-coder-cpp"],
+            "models.2.context_window_fallbacks": ["qwen-coder"],
+        },
+        [
+            f"{M0}.context_window_fallbacks: fallback chain loops qwen-coder -> qwen-coder-cpp -> "
+            "qwen-coder; "
+            f"{LOOP_FIX}"
+        ],
+        id="context-window-fallback-loop",
+    ),
+    # backend settings blocks
+    pytest.param(
+        {"models.2.vllm": {}},
+        [
+            f"{M2}.vllm: settings for backend vllm, but this model uses backend llamacpp; "
+            "rename the block to llamacpp or remove it"
+        ],
+        id="block-for-other-backend",
+    ),
+    pytest.param(
+        {"models.1.ollama": "5m"},
+        [
+            f"{M1}.ollama: expected a mapping, got a string; write ollama settings as a mapping, or leave "
+            "them out"
+        ],
+        id="block-not-a-mapping",
+    ),
+    pytest.param(
+        {"models.0.vllm.max_model_length": 8192},
+        [f"{M0}.vllm: unknown field 'max_model_length'; did you mean 'max_model_len'?"],
+        id="block-typo",
+    ),
+    pytest.param(
+        {"models.1.ollama.num_ctx": 8192},
+        [f"{M1}.ollama: unknown field 'num_ctx'; remove it or use one of: keep_alive"],
+        id="block-unknown-key",
+    ),
+    pytest.param(
+        {"models.0.vllm.quantization": "awqq"},
+        [
+            f"{M0}.vllm.quantization: 'awqq' is not a known quantization; use one of awq, awq_marlin, gptq, "
+            "gptq_marlin, fp8, bitsandbytes, gguf, compressed-tensors, marlin, experts_int8, or null"
+        ],
+        id="quantization",
+    ),
+    pytest.param(
+        {"models.0.vllm.max_model_len": True},
+        [
+            f"{M0}.vllm.max_model_len: true is not a positive integer; set the context length in tokens, "
+            "such as 8192, "
+            "or null"
+        ],
+        id="max-model-len-bool",
+    ),
+    pytest.param(
+        {"models.0.vllm.max_num_seqs": 0},
+        [f"{M0}.vllm.max_num_seqs: 0 is not a positive integer; set a whole number greater than 0, or null"],
+        id="max-num-seqs-zero",
+    ),
+    pytest.param(
+        {"models.0.vllm.tensor_parallel_size": None},
+        [
+            f"{M0}.vllm.tensor_parallel_size: null is not a positive integer; "
+            "set the number of GPUs to shard the model over"
+        ],
+        id="tensor-parallel-null",
+    ),
+    pytest.param(
+        {"models.0.vllm.gpu_memory_utilization": 1.5},
+        [f"{M0}.vllm.gpu_memory_utilization: 1.5 is not a number greater than 0 and at most 1; {GPU_FIX}"],
+        id="gpu-share-above-1",
+    ),
+    pytest.param(
+        {"models.0.vllm.gpu_memory_utilization": 0},
+        [f"{M0}.vllm.gpu_memory_utilization: 0 is not a number greater than 0 and at most 1; {GPU_FIX}"],
+        id="gpu-share-zero",
+    ),
+    pytest.param(
+        {"models.0.vllm.gpu_memory_utilization": "0.9"},
+        [f"{M0}.vllm.gpu_memory_utilization: '0.9' is not a number greater than 0 and at most 1; {GPU_FIX}"],
+        id="gpu-share-string",
+    ),
+    pytest.param(
+        {"models.0.vllm.download_dir": "cache"},
+        [f"{M0}.vllm.download_dir: 'cache' is not an absolute path; use an absolute directory path, or null"],
+        id="download-dir-relative",
+    ),
+    pytest.param(
+        {"models.0.vllm.extra_args": ["--enforce-eager", 3]},
+        [f"{M0}.vllm.extra_args[1]: expected a string, got an integer; {EXTRA_ARGS_FIX}"],
+        id="extra-arg-not-a-string",
+    ),
+    pytest.param(
+        {"models.3.llamacpp.extra_args": "--flash-attn"},
+        [f"{M3}.llamacpp.extra_args: expected a list of strings, got a string; {EXTRA_ARGS_FIX}"],
+        id="extra-args-not-a-list",
+    ),
+    pytest.param(
+        {"models.2.llamacpp.flavor": "cpp"},
+        [
+            f"{M2}.llamacpp.flavor: 'cpp' is not a known flavor; "
+            "use python (llama-cpp-python) or native (llama-server)"
+        ],
+        id="flavor",
+    ),
+    pytest.param(
+        {"models.2.llamacpp.n_ctx": "4k"},
+        [
+            f"{M2}.llamacpp.n_ctx: '4k' is not a positive integer; set the context length in tokens, such "
+            "as 4096"
+        ],
+        id="n-ctx",
+    ),
+    pytest.param(
+        {"models.2.llamacpp.n_gpu_layers": -2},
+        [
+            f"{M2}.llamacpp.n_gpu_layers: -2 is not an integer of -1 or more; "
+            "use -1 to offload every layer, 0 for CPU only, or a layer count"
+        ],
+        id="n-gpu-layers",
+    ),
+    pytest.param(
+        {"models.2.llamacpp.threads": 0},
+        [f"{M2}.llamacpp.threads: 0 is not a positive integer; set a thread count greater than 0, or null"],
+        id="threads",
+    ),
+    pytest.param(
+        {"models.2.llamacpp.parallel": 1.0},
+        [
+            f"{M2}.llamacpp.parallel: 1.0 is not a positive integer; "
+            "set the number of parallel request slots, such as 1"
+        ],
+        id="parallel",
+    ),
+    pytest.param(
+        {"models.1.ollama.keep_alive": 300},
+        [
+            f"{M1}.ollama.keep_alive: expected a string, got an integer; "
+            "use a duration string such as '5m' or '-1', or null"
+        ],
+        id="keep-alive",
+    ),
+    # routes
+    pytest.param(
+        {"routes": {"meta-llama/*": "qwen-coder"}},
+        ["llm_stack_catalog.routes: expected a list, got a mapping; write routes as a list"],
+        id="routes-not-a-list",
+    ),
+    pytest.param(
+        {"routes.1": "meta-llama/*"},
+        [
+            "routes[1]: expected a mapping, got a string; "
+            "write each route as {pattern: 'vendor/*', model: <model name>}"
+        ],
+        id="route-not-a-mapping",
+    ),
+    pytest.param(
+        {"routes.0.models": "x"},
+        ["routes[0]: unknown field 'models'; did you mean 'model'?"],
+        id="route-typo",
+    ),
+    pytest.param(
+        {"routes.0.pattern": "meta-llama/llama"},
+        [
+            "routes[0].pattern: 'meta-llama/llama' has no '*'; use a wildcard pattern such as "
+            "'meta-llama/*', "
+            "or add the exact name as an alias of the model"
+        ],
+        id="route-without-wildcard",
+    ),
+    pytest.param(
+        {"routes.0.pattern": DELETE},
+        ["routes[0].pattern: required; use a wildcard pattern such as 'meta-llama/*'"],
+        id="route-pattern-missing",
+    ),
+    pytest.param(
+        {"routes.1": {"pattern": "meta-llama/*", "model": "qwen-coder-cpp"}},
+        ["routes[1].pattern: 'meta-llama/*' is already routed by routes[0]; keep one route per pattern"],
+        id="route-pattern-twice",
+    ),
+    pytest.param(
+        {"routes.0.model": "nope"},
+        [f"routes[0].model: 'nope' {UNKNOWN_REF}"],
+        id="route-model-unknown",
+    ),
+    pytest.param(
+        {"routes.0.model": DELETE},
+        ["routes[0].model: required; name a model declared under models"],
+        id="route-model-missing",
+    ),
+]
+
+
+@pytest.mark.parametrize(("changes", "problems"), REJECTIONS)
+def test_rejects(catalog, hosts, changes, problems):
+    assert problems_of(mutated(catalog, changes), hosts) == problems
+
+
+def test_reports_every_problem_together(catalog, hosts):
+    changes = {
+        "gateway.port": "4000",
+        "models.0.port": 70000,
+        "models.1.backend": "olama",
+        "models.3.fallback": ["qwen-coder-cpp"],
+        "models.3.port": 8000,
+        "routes.0.model": "nope",
+    }
+    assert problems_of(mutated(catalog, changes), hosts) == [
+        f"gateway.port: '4000' is not an integer; {PORT_FIX}",
+        f"{M0}.port: 70000 is outside 1-65535; {PORT_FIX}",
+        f"{M1}.backend: unknown backend 'olama'; use one of llamacpp, ollama, vllm",
+        f"{M3}: unknown field 'fallback'; did you mean 'fallbacks'?",
+        f"{M3}.port: 8000 on hosts gpu01, gpu02 is already used by {M2}; give each service its own port",
+        f"routes[0].model: 'nope' {UNKNOWN_REF}",
+    ]
+
+
+def test_many_loops_are_capped():
+    names = [f"m{index}" for index in range(6)]
+    models = [
+        {
+            "name": name,
+            "backend": "ollama",
+            "model": "x:1",
+            "fallbacks": [other for other in names if other != name],
+        }
+        for name in names
+    ]
+    problems = problems_of({"models": models}, ["h1"])
+    assert len(problems) == 20
+    assert problems[0] == f"models[0] (m0).fallbacks: fallback chain loops m0 -> m1 -> m0; {LOOP_FIX}"
+
+
+def test_catalog_error_message():
+    error = CatalogError(["a.b: wrong; fix it"])
+    assert error.problems == ["a.b: wrong; fix it"]
+    assert str(error) == "llm_stack_catalog is invalid (1 problem):\n  - a.b: wrong; fix it"
