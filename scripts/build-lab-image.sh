@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the lab's systemd host images locally, with no image registry: debootstrap a minimal
-# rootfs, add the operator account, import it into podman. An image that exists is kept.
+# rootfs, add the operator account, import it into podman. An image built from the same recipe is kept.
 #
 #   scripts/build-lab-image.sh [--rebuild] [PLATFORM ...]    (default: every platform in lab/platforms.tsv)
 #
@@ -14,7 +14,7 @@ cache_dir="${XDG_CACHE_HOME:-$HOME/.cache}/llm-stack-lab"
 work_root="${LAB_BUILD_DIR:-/var/tmp/llm-stack-lab}"
 lab_user="labops"
 lab_uid=1000
-packages="systemd,systemd-sysv,dbus,python3,sudo,ca-certificates,libpam-systemd,dbus-user-session,iproute2,procps"
+packages="systemd,systemd-sysv,dbus,python3,python3-apt,sudo,ca-certificates,libpam-systemd,dbus-user-session,iproute2,procps"
 # Debian 12 has no ubuntu-keyring package: take the archive key from Ubuntu's own package, pinned.
 ubuntu_keyring_deb="ubuntu-keyring_2023.11.28.1_all.deb"
 ubuntu_keyring_sha256="36de43b15853ccae0028e9a767613770c704833f82586f28eb262f0311adb8a8"
@@ -59,8 +59,12 @@ apt_sources() {  # distribution suite mirror
 
 build() {
   local distribution=$1 suite=$2 image=$3
-  if podman image exists "$image" && [ "$rebuild" = no ]; then
-    log "image $image exists, skipping (use --rebuild to rebuild)"
+  # The recipe is this script and the platform's line: an image built from another recipe is rebuilt.
+  local recipe have
+  recipe=$( (cat "$0"; echo "$distribution $suite $image") | sha256sum | cut -c1-16)
+  have=$(podman image inspect --format '{{ index .Labels "llm-stack-lab.recipe" }}' "$image" 2>/dev/null || true)
+  if [ "$have" = "$recipe" ] && [ "$rebuild" = no ]; then
+    log "image $image is up to date, skipping (use --rebuild to rebuild)"
     return
   fi
   local mirror keyring_args=() script_args=()
@@ -88,14 +92,20 @@ build() {
   chroot "$rootfs" useradd --create-home --shell /bin/bash --uid "$lab_uid" --user-group "$lab_user"
   echo "$lab_user ALL=(ALL) NOPASSWD: ALL" > "$rootfs/etc/sudoers.d/$lab_user"
   chmod 0440 "$rootfs/etc/sudoers.d/$lab_user"
+  # A real host has package lists (check mode cannot refresh them); the downloaded .debs go.
+  chroot "$rootfs" apt-get update -qq
   : > "$rootfs/etc/machine-id"
-  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin
 
   log "importing into podman as $image"
-  tar -C "$rootfs" -c . | podman import \
-    --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL=SIGRTMIN+3' --change 'ENV container=podman' \
-    - "$image" >/dev/null
+  local old
+  old=$(podman image inspect --format '{{ .Id }}' "$image" 2>/dev/null || true)
+  tar -C "$rootfs" -c . | podman import --quiet \
+    --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL=SIGRTMIN+3' --change "ENV container=podman" \
+    --change "LABEL llm-stack-lab.recipe=$recipe" - "$image" >/dev/null
   rm -rf "$rootfs"
+  # The replaced image goes unless a container still uses it.
+  [ -z "$old" ] || podman rmi "$old" >/dev/null 2>&1 || true
   log "built $image in $((SECONDS - started)) s"
 }
 

@@ -8,7 +8,9 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 bash scripts/setup-controller.sh
-bash scripts/build-lab-image.sh debian12
+bash scripts/build-lab-image.sh debian12 & image=$!
+bash scripts/prepare-lab-artifacts.sh
+wait "$image"
 # shellcheck disable=SC1091
 source .venv/bin/activate
 ansible-playbook -i inventories/lab lab/up.yml

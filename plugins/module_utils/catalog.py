@@ -23,17 +23,24 @@ BACKENDS = ("llamacpp", "ollama", "vllm")
 OWN_SERVICE_BACKENDS = ("vllm", "llamacpp")  # one service per model; ollama is one service per host
 SOURCE_FIELD = {"vllm": "model", "ollama": "model", "llamacpp": "model_file"}
 FALLBACK_FIELDS = ("fallbacks", "context_window_fallbacks")
+# vLLM 0.33's --quantization methods, less the deprecated fbgemm_fp8 and fp_quant.
 QUANTIZATIONS = (
     "awq",
     "awq_marlin",
+    "auto_awq",
     "gptq",
     "gptq_marlin",
+    "auto_gptq",
     "fp8",
-    "bitsandbytes",
-    "gguf",
     "compressed-tensors",
-    "marlin",
     "experts_int8",
+    "moe_wna16",
+    "modelopt",
+    "modelopt_fp4",
+    "mxfp4",
+    "quark",
+    "torchao",
+    "inc",
 )
 DEFAULT_GATEWAY_PORT = 4000
 DEFAULT_OLLAMA_PORT = 11434
@@ -222,6 +229,21 @@ def _nullable(check: Check) -> Check:
     return lambda value: [] if value is None else check(value)
 
 
+def _url(value: object) -> list[tuple[str, str]]:
+    if isinstance(value, str) and re.match(r"(https?|file)://[^\s]+$", value):
+        return []
+    return [("", f"{_show(value)} is not an http(s):// or file:// URL")]
+
+
+def _checksum(value: object) -> list[tuple[str, str]]:
+    if isinstance(value, str) and re.fullmatch(r"sha256:[0-9a-fA-F]{64}", value):
+        return []
+    return [("", f"{_show(value)} is not a sha256 checksum")]
+
+
+MODEL_SRC = Rule(
+    None, _nullable(_absolute_path), "use the absolute path of the model on the controller to copy it, or null"
+)
 EXTRA_ARGS = Rule([], _strings, "write extra_args as a list of strings, such as ['--enforce-eager']")
 SETTINGS: dict[str, dict[str, Rule]] = {
     "vllm": {
@@ -239,6 +261,7 @@ SETTINGS: dict[str, dict[str, Rule]] = {
         "tensor_parallel_size": Rule(1, _positive_int, "set the number of GPUs to shard the model over"),
         "max_num_seqs": Rule(None, _nullable(_positive_int), "set a whole number greater than 0, or null"),
         "download_dir": Rule(None, _nullable(_absolute_path), "use an absolute directory path, or null"),
+        "model_src": MODEL_SRC,
         "extra_args": EXTRA_ARGS,
     },
     "llamacpp": {
@@ -248,11 +271,14 @@ SETTINGS: dict[str, dict[str, Rule]] = {
             "use python (llama-cpp-python) or native (llama-server)",
         ),
         "n_ctx": Rule(4096, _positive_int, "set the context length in tokens, such as 4096"),
-        "n_gpu_layers": Rule(
-            0, _int_at_least(-1), "use -1 to offload every layer, 0 for CPU only, or a layer count"
-        ),
+        "n_gpu_layers": Rule(0, _int_at_least(-1), "use -1 to offload every layer, 0 for CPU only, or a layer count"),
         "threads": Rule(None, _nullable(_positive_int), "set a thread count greater than 0, or null"),
         "parallel": Rule(1, _positive_int, "set the number of parallel request slots, such as 1"),
+        "model_src": MODEL_SRC,
+        "model_url": Rule(None, _nullable(_url), "use an http(s):// or file:// URL of the GGUF file, or null"),
+        "model_checksum": Rule(
+            None, _nullable(_checksum), "use 'sha256:' followed by the file's 64 hex digits, or null"
+        ),
         "extra_args": EXTRA_ARGS,
     },
     "ollama": {
@@ -594,6 +620,9 @@ def _model_settings(check: _Checker, model: _Model, raw: Mapping) -> None:
             model.settings = settings
     if model.backend and model.backend not in raw:
         model.settings = check.settings(model.where, model.backend, {})
+    if model.settings.get("model_url") and not model.settings.get("model_checksum"):
+        what = "a model downloaded without a checksum could be anything"
+        check.add(model.where, f"{model.backend}.model_checksum", what, "set 'sha256:' and the file's 64 hex digits")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -636,9 +665,7 @@ def _unit_names(check: _Checker, models: list[_Model]) -> None:
         unit = f"llm-{model.service}.service"
         if unit in units:
             what = f"{model.name!r} gives the unit name {unit}, already used by {units[unit].where}"
-            check.add(
-                model.where, "name", what, "choose a name that differs in more than case or punctuation"
-            )
+            check.add(model.where, "name", what, "choose a name that differs in more than case or punctuation")
         else:
             units[unit] = model
 
@@ -716,9 +743,7 @@ def _services(
     ollama_models = [model for model in models if model.backend == "ollama"]
     if ollama_models and backends["ollama"].enabled:
         hosts = [host for host in play_hosts or [] if any(host in model.hosts for model in ollama_models)]
-        services.append(
-            _Service("ollama", "ollama", "backends.ollama", backends["ollama"].port, hosts, ollama_models)
-        )
+        services.append(_Service("ollama", "ollama", "backends.ollama", backends["ollama"].port, hosts, ollama_models))
     services.append(_Service("litellm", "litellm", "gateway", gateway.port, gateway.hosts, models))
     return services
 
@@ -846,15 +871,11 @@ def _assemble(
         "models": plan_models,
         "services": {service.key: _plan_service(service) for service in services},
         "hosts": {
-            host: {"services": [service.key for service in services if host in service.hosts]}
-            for host in play_hosts
+            host: {"services": [service.key for service in services if host in service.hosts]} for host in play_hosts
         },
         "public_names": sorted(_served_names(models)),
         "fallbacks": {model["name"]: model["fallbacks"] for model in plan_models if model["fallbacks"]},
-        "routes": [
-            {"pattern": pattern, "model": target.name, "service": target.service}
-            for pattern, target in routes
-        ],
+        "routes": [{"pattern": pattern, "model": target.name, "service": target.service} for pattern, target in routes],
     }
 
 

@@ -48,9 +48,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def test_build_keeps_development_files_out(installed: dict) -> None:
-    leaked = [
-        n for n in installed["names"] if n.split("/")[0] in {"tests", "molecule", "scripts", "lab", ".ci"}
-    ]
+    leaked = [n for n in installed["names"] if n.split("/")[0] in {"tests", "molecule", "scripts", "lab", ".ci"}]
     assert leaked == []
 
 

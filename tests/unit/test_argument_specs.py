@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROLES = sorted(
-    p.parent.parent for p in (Path(__file__).resolve().parents[2] / "roles").glob("*/meta/main.yml")
-)
+ROLES = sorted(p.parent.parent for p in (Path(__file__).resolve().parents[2] / "roles").glob("*/meta/main.yml"))
 
 
 def _load(path: Path) -> dict:
@@ -20,9 +18,7 @@ def _load(path: Path) -> dict:
 def test_defaults_and_argument_specs_agree(role: Path) -> None:
     defaults = _load(role / "defaults" / "main.yml")
     options = _load(role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
-    assert sorted(defaults) == sorted(options), (
-        "defaults/main.yml and meta/argument_specs.yml list other variables"
-    )
+    assert sorted(defaults) == sorted(options), "defaults/main.yml and meta/argument_specs.yml list other variables"
     for name, spec in options.items():
         assert spec.get("description"), f"{name} has no description"
         assert spec.get("type"), f"{name} has no type"

@@ -54,6 +54,9 @@ def problems_of(catalog: object, hosts: object) -> list[str]:
 # A valid catalog
 
 
+NO_SOURCE = {"model_src": None, "model_url": None, "model_checksum": None}
+
+
 def test_seed_catalog_plan(catalog, hosts):
     vllm_settings = {
         "quantization": "awq",
@@ -62,10 +65,13 @@ def test_seed_catalog_plan(catalog, hosts):
         "tensor_parallel_size": 1,
         "max_num_seqs": 16,
         "download_dir": None,
+        "model_src": None,
         "extra_args": [],
     }
     cpp_settings = {"flavor": "python", "n_ctx": 4096, "n_gpu_layers": 99, "threads": 8, "parallel": 1}
     native_settings = {"flavor": "native", "n_ctx": 4096, "n_gpu_layers": 99, "threads": None, "parallel": 1}
+    cpp_settings.update(NO_SOURCE)
+    native_settings.update(NO_SOURCE)
     both = ["gpu01", "gpu02"]
     assert build_plan(catalog, hosts) == {
         "models": [
@@ -226,6 +232,7 @@ def test_minimal_catalog_gets_every_default():
             "tensor_parallel_size": 1,
             "max_num_seqs": None,
             "download_dir": None,
+            "model_src": None,
             "extra_args": [],
         },
         {
@@ -234,6 +241,7 @@ def test_minimal_catalog_gets_every_default():
             "n_gpu_layers": 0,
             "threads": None,
             "parallel": 1,
+            **NO_SOURCE,
             "extra_args": [],
         },
         {"keep_alive": None},
@@ -299,9 +307,7 @@ def test_minimal_catalog_gets_every_default():
         ),
         pytest.param(
             {"models.0.fallbacks": ["qwen-coder-cpp"], "models.1.fallbacks": ["qwen-math"]},
-            lambda plan: (
-                plan["fallbacks"] == {"qwen-coder": ["qwen-coder-cpp"], "qwen-coder-ollama": ["qwen-math"]}
-            ),
+            lambda plan: plan["fallbacks"] == {"qwen-coder": ["qwen-coder-cpp"], "qwen-coder-ollama": ["qwen-math"]},
             id="fallback-to-an-alias",
         ),
         pytest.param(
@@ -321,8 +327,7 @@ def test_minimal_catalog_gets_every_default():
                 "models.0": {"name": "qwen-coder", "backend": "ollama", "model": "qwen2.5-coder:7b"},
             },
             lambda plan: (
-                list(plan["services"])[:1] == ["llamacpp-qwen-coder-cpp"]
-                and plan["routes"][0]["service"] == "ollama"
+                list(plan["services"])[:1] == ["llamacpp-qwen-coder-cpp"] and plan["routes"][0]["service"] == "ollama"
             ),
             id="disabled-backend-without-models",
         ),
@@ -373,9 +378,7 @@ def test_catalog_must_be_a_mapping(hosts):
 @pytest.mark.parametrize(
     ("hosts", "problems"),
     [
-        pytest.param(
-            "gpu01", [f"plan(hosts): expected a list of hostnames, got a string; {HOSTS_FIX}"], id="str"
-        ),
+        pytest.param("gpu01", [f"plan(hosts): expected a list of hostnames, got a string; {HOSTS_FIX}"], id="str"),
         pytest.param(
             [],
             ["plan(hosts): the list of hosts is empty; put at least one host in the group you pass"],
@@ -419,37 +422,21 @@ REJECTIONS = [
     ),
     pytest.param(
         {"extras": 1},
-        [
-            "llm_stack_catalog: unknown field 'extras'; remove it or use one of: backends, gateway, "
-            "models, routes"
-        ],
+        ["llm_stack_catalog: unknown field 'extras'; remove it or use one of: backends, gateway, models, routes"],
         id="top-level-unknown",
     ),
     # gateway
     pytest.param(
         {"gateway": [4000]},
-        [
-            "llm_stack_catalog.gateway: expected a mapping, got a list; "
-            "write gateway as a mapping, such as {port: 4000}"
-        ],
+        ["llm_stack_catalog.gateway: expected a mapping, got a list; write gateway as a mapping, such as {port: 4000}"],
         id="gateway-not-a-mapping",
     ),
-    pytest.param(
-        {"gateway.prot": 1}, ["gateway: unknown field 'prot'; did you mean 'port'?"], id="gateway-typo"
-    ),
-    pytest.param(
-        {"gateway.port": 70000}, [f"gateway.port: 70000 is outside 1-65535; {PORT_FIX}"], id="gw-70000"
-    ),
-    pytest.param(
-        {"gateway.port": 0}, [f"gateway.port: 0 is outside 1-65535; {PORT_FIX}"], id="gateway-port-0"
-    ),
-    pytest.param(
-        {"gateway.port": "4000"}, [f"gateway.port: '4000' is not an integer; {PORT_FIX}"], id="gw-str"
-    ),
+    pytest.param({"gateway.prot": 1}, ["gateway: unknown field 'prot'; did you mean 'port'?"], id="gateway-typo"),
+    pytest.param({"gateway.port": 70000}, [f"gateway.port: 70000 is outside 1-65535; {PORT_FIX}"], id="gw-70000"),
+    pytest.param({"gateway.port": 0}, [f"gateway.port: 0 is outside 1-65535; {PORT_FIX}"], id="gateway-port-0"),
+    pytest.param({"gateway.port": "4000"}, [f"gateway.port: '4000' is not an integer; {PORT_FIX}"], id="gw-str"),
     pytest.param({"gateway.port": True}, [f"gateway.port: true is not an integer; {PORT_FIX}"], id="gw-bool"),
-    pytest.param(
-        {"gateway.port": 40.0}, [f"gateway.port: 40.0 is not an integer; {PORT_FIX}"], id="gw-float"
-    ),
+    pytest.param({"gateway.port": 40.0}, [f"gateway.port: 40.0 is not an integer; {PORT_FIX}"], id="gw-float"),
     pytest.param(
         {"gateway.hosts": ["gpu9"]},
         ["gateway.hosts[0]: 'gpu9' is not among the play's hosts (gpu01, gpu02); use an inventory hostname"],
@@ -457,10 +444,7 @@ REJECTIONS = [
     ),
     pytest.param(
         {"gateway.port": 8001},
-        [
-            "gateway.port: 8001 on host gpu01 is already used by models[0] (qwen-coder); "
-            "give each service its own port"
-        ],
+        ["gateway.port: 8001 on host gpu01 is already used by models[0] (qwen-coder); give each service its own port"],
         id="gateway-port-clash",
     ),
     pytest.param(
@@ -472,9 +456,7 @@ REJECTIONS = [
         id="gateway-port-clash-on-two-hosts",
     ),
     # backends
-    pytest.param(
-        {"backends.vlm": {}}, ["backends: unknown field 'vlm'; did you mean 'vllm'?"], id="backend-typo"
-    ),
+    pytest.param({"backends.vlm": {}}, ["backends: unknown field 'vlm'; did you mean 'vllm'?"], id="backend-typo"),
     pytest.param(
         {"backends.vllm.port": 8000},
         ["backends.vllm: unknown field 'port'; remove it or use one of: enabled"],
@@ -482,10 +464,7 @@ REJECTIONS = [
     ),
     pytest.param(
         {"backends.llamacpp": True},
-        [
-            "backends.llamacpp: expected a mapping, got a boolean; "
-            "write llamacpp as a mapping, such as {enabled: true}"
-        ],
+        ["backends.llamacpp: expected a mapping, got a boolean; write llamacpp as a mapping, such as {enabled: true}"],
         id="backend-not-a-mapping",
     ),
     pytest.param(
@@ -541,10 +520,7 @@ REJECTIONS = [
     ),
     pytest.param(
         {"models.3.name": 7},
-        [
-            "models[3].name: expected a string, got an integer; give the model a public name such as "
-            "qwen-coder"
-        ],
+        ["models[3].name: expected a string, got an integer; give the model a public name such as qwen-coder"],
         id="name-not-a-string",
     ),
     pytest.param(
@@ -691,24 +667,13 @@ REJECTIONS = [
     ),
     pytest.param(
         {"models.1.port": 11434},
-        [
-            f"{M1}.port: not used by backend ollama (every ollama model is served on backends.ollama.port); "
-            "remove it"
-        ],
+        [f"{M1}.port: not used by backend ollama (every ollama model is served on backends.ollama.port); remove it"],
         id="port-on-ollama",
     ),
-    pytest.param(
-        {"models.0.port": 70000}, [f"{M0}.port: 70000 is outside 1-65535; {PORT_FIX}"], id="port-70000"
-    ),
-    pytest.param(
-        {"models.0.port": -1}, [f"{M0}.port: -1 is outside 1-65535; {PORT_FIX}"], id="port-negative"
-    ),
-    pytest.param(
-        {"models.0.port": "8001"}, [f"{M0}.port: '8001' is not an integer; {PORT_FIX}"], id="port-str"
-    ),
-    pytest.param(
-        {"models.0.port": False}, [f"{M0}.port: false is not an integer; {PORT_FIX}"], id="port-bool"
-    ),
+    pytest.param({"models.0.port": 70000}, [f"{M0}.port: 70000 is outside 1-65535; {PORT_FIX}"], id="port-70000"),
+    pytest.param({"models.0.port": -1}, [f"{M0}.port: -1 is outside 1-65535; {PORT_FIX}"], id="port-negative"),
+    pytest.param({"models.0.port": "8001"}, [f"{M0}.port: '8001' is not an integer; {PORT_FIX}"], id="port-str"),
+    pytest.param({"models.0.port": False}, [f"{M0}.port: false is not an integer; {PORT_FIX}"], id="port-bool"),
     pytest.param({"models.0.port": None}, [f"{M0}.port: null is not an integer; {PORT_FIX}"], id="port-null"),
     pytest.param(
         {"models.3.port": 8001},
@@ -738,8 +703,7 @@ REJECTIONS = [
         },
         [
             f"{M3}.port: 8000 on host gpu02 is already used by {M2}; give each service its own port",
-            f"backends.ollama.port: 8000 on host gpu01 is already used by {M2}; "
-            "give each service its own port",
+            f"backends.ollama.port: 8000 on host gpu01 is already used by {M2}; give each service its own port",
         ],
         id="port-clashes-in-start-order",
     ),
@@ -786,10 +750,7 @@ REJECTIONS = [
     ),
     pytest.param(
         {"models.0.fallbacks": ["qwen-coder-ollama", "qwen-coder-ollama"]},
-        [
-            f"{M0}.fallbacks[1]: 'qwen-coder-ollama' is already listed at fallbacks[0]; list each fallback "
-            "once"
-        ],
+        [f"{M0}.fallbacks[1]: 'qwen-coder-ollama' is already listed at fallbacks[0]; list each fallback once"],
         id="fallback-twice",
     ),
     pytest.param(
@@ -817,10 +778,7 @@ REJECTIONS = [
     ),
     pytest.param(
         {"models.3.fallbacks": ["qwen-coder-cpp"], "models.2.fallbacks": ["qwen-coder-native"]},
-        [
-            f"{M2}.fallbacks: fallback chain loops qwen-coder-cpp -> qwen-coder-native -> qwen-coder-cpp; "
-            f"{LOOP_FIX}"
-        ],
+        [f"{M2}.fallbacks: fallback chain loops qwen-coder-cpp -> qwen-coder-native -> qwen-coder-cpp; {LOOP_FIX}"],
         id="fallback-loop-reported-once",
     ),
     pytest.param(
@@ -828,11 +786,7 @@ REJECTIONS = [
             "models.0.context_window_fallbacks": ["qwen-coder-cpp"],
             "models.2.context_window_fallbacks": ["qwen-coder"],
         },
-        [
-            f"{M0}.context_window_fallbacks: fallback chain loops qwen-coder -> qwen-coder-cpp -> "
-            "qwen-coder; "
-            f"{LOOP_FIX}"
-        ],
+        [f"{M0}.context_window_fallbacks: fallback chain loops qwen-coder -> qwen-coder-cpp -> qwen-coder; {LOOP_FIX}"],
         id="context-window-fallback-loop",
     ),
     # backend settings blocks
@@ -846,10 +800,7 @@ REJECTIONS = [
     ),
     pytest.param(
         {"models.1.ollama": "5m"},
-        [
-            f"{M1}.ollama: expected a mapping, got a string; write ollama settings as a mapping, or leave "
-            "them out"
-        ],
+        [f"{M1}.ollama: expected a mapping, got a string; write ollama settings as a mapping, or leave them out"],
         id="block-not-a-mapping",
     ),
     pytest.param(
@@ -865,10 +816,40 @@ REJECTIONS = [
     pytest.param(
         {"models.0.vllm.quantization": "awqq"},
         [
-            f"{M0}.vllm.quantization: 'awqq' is not a known quantization; use one of awq, awq_marlin, gptq, "
-            "gptq_marlin, fp8, bitsandbytes, gguf, compressed-tensors, marlin, experts_int8, or null"
+            f"{M0}.vllm.quantization: 'awqq' is not a known quantization; use one of awq, awq_marlin, "
+            "auto_awq, gptq, gptq_marlin, auto_gptq, fp8, compressed-tensors, experts_int8, moe_wna16, modelopt, "
+            "modelopt_fp4, mxfp4, quark, torchao, inc, or null"
         ],
         id="quantization",
+    ),
+    pytest.param(
+        {"models.2.llamacpp.model_url": "https://models.example/qwen.gguf"},
+        [
+            f"{M2}.llamacpp.model_checksum: a model downloaded without a checksum could be anything; "
+            "set 'sha256:' and the file's 64 hex digits"
+        ],
+        id="download-without-checksum",
+    ),
+    pytest.param(
+        {
+            "models.2.llamacpp.model_url": "ftp://models/qwen.gguf",
+            "models.2.llamacpp.model_checksum": "md5:abc",
+        },
+        [
+            f"{M2}.llamacpp.model_url: 'ftp://models/qwen.gguf' is not an http(s):// or file:// URL; "
+            "use an http(s):// or file:// URL of the GGUF file, or null",
+            f"{M2}.llamacpp.model_checksum: 'md5:abc' is not a sha256 checksum; "
+            "use 'sha256:' followed by the file's 64 hex digits, or null",
+        ],
+        id="download-url-and-checksum",
+    ),
+    pytest.param(
+        {"models.0.vllm.model_src": "models/qwen"},
+        [
+            f"{M0}.vllm.model_src: 'models/qwen' is not an absolute path; "
+            "use the absolute path of the model on the controller to copy it, or null"
+        ],
+        id="model-src-relative",
     ),
     pytest.param(
         {"models.0.vllm.max_model_len": True},
@@ -924,18 +905,12 @@ REJECTIONS = [
     ),
     pytest.param(
         {"models.2.llamacpp.flavor": "cpp"},
-        [
-            f"{M2}.llamacpp.flavor: 'cpp' is not a known flavor; "
-            "use python (llama-cpp-python) or native (llama-server)"
-        ],
+        [f"{M2}.llamacpp.flavor: 'cpp' is not a known flavor; use python (llama-cpp-python) or native (llama-server)"],
         id="flavor",
     ),
     pytest.param(
         {"models.2.llamacpp.n_ctx": "4k"},
-        [
-            f"{M2}.llamacpp.n_ctx: '4k' is not a positive integer; set the context length in tokens, such "
-            "as 4096"
-        ],
+        [f"{M2}.llamacpp.n_ctx: '4k' is not a positive integer; set the context length in tokens, such as 4096"],
         id="n-ctx",
     ),
     pytest.param(
@@ -953,10 +928,7 @@ REJECTIONS = [
     ),
     pytest.param(
         {"models.2.llamacpp.parallel": 1.0},
-        [
-            f"{M2}.llamacpp.parallel: 1.0 is not a positive integer; "
-            "set the number of parallel request slots, such as 1"
-        ],
+        [f"{M2}.llamacpp.parallel: 1.0 is not a positive integer; set the number of parallel request slots, such as 1"],
         id="parallel",
     ),
     pytest.param(
@@ -975,10 +947,7 @@ REJECTIONS = [
     ),
     pytest.param(
         {"routes.1": "meta-llama/*"},
-        [
-            "routes[1]: expected a mapping, got a string; "
-            "write each route as {pattern: 'vendor/*', model: <model name>}"
-        ],
+        ["routes[1]: expected a mapping, got a string; write each route as {pattern: 'vendor/*', model: <model name>}"],
         id="route-not-a-mapping",
     ),
     pytest.param(

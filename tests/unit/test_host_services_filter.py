@@ -1,0 +1,47 @@
+"""The host_services filter hands each role its slice of the plan."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from ansible_collections.labai.llm_stack.plugins.filter.host_services import host_services
+from ansible_collections.labai.llm_stack.plugins.module_utils.catalog import build_plan
+
+
+@pytest.fixture
+def plan(catalog, hosts):
+    return build_plan(catalog, hosts)
+
+
+def test_vllm_service_carries_its_model(plan):
+    [service] = host_services(plan, "gpu01", "vllm")
+    assert service["unit"] == "llm-vllm-qwen-coder.service"
+    assert service["port"] == 8001
+    assert service["model"] == "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
+    assert service["served_names"] == ["qwen-coder", "qwen-math", "llama2-13b-vllm"]
+    assert service["settings"]["quantization"] == "awq"
+
+
+def test_host_without_the_backend_gets_nothing(plan):
+    assert host_services(plan, "gpu02", "vllm") == []
+    assert host_services(plan, "not-a-host", "llamacpp") == []
+
+
+def test_llamacpp_services_in_catalog_order(plan):
+    services = host_services(plan, "gpu01", "llamacpp")
+    assert [(s["name"], s["port"], s["settings"]["flavor"]) for s in services] == [
+        ("qwen-coder-cpp", 8000, "python"),
+        ("qwen-coder-native", 8080, "native"),
+    ]
+    assert services[0]["model_file"].endswith(".gguf")
+
+
+def test_ollama_lists_tags_to_pull(plan):
+    [service] = host_services(plan, "gpu02", "ollama")
+    assert service["unit"] == "llm-ollama.service"
+    assert service["pull"] == ["qwen2.5-coder:7b"]
+
+
+def test_unknown_backend_is_refused(plan):
+    with pytest.raises(AnsibleFilterError, match="unknown backend 'vlm'; use one of vllm, llamacpp"):
+        host_services(plan, "gpu01", "vlm")
