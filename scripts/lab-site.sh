@@ -15,3 +15,10 @@ wait "$image"
 source .venv/bin/activate
 ansible-playbook -i inventories/lab lab/up.yml
 ansible-playbook -i inventories/lab site.yml "$@"
+
+cat <<MSG
+
+The lab host llm-lab-debian12 is up. Try the gateway from inside it, e.g.:
+  podman exec llm-lab-debian12 python3 -c 'import urllib.request as u; print(u.urlopen(u.Request("http://127.0.0.1:4000/v1/models", headers={"Authorization": "Bearer sk-lab-master-key-0123456789"})).read().decode())'
+Remove it with: .venv/bin/ansible-playbook -i inventories/lab lab/down.yml
+MSG

