@@ -13,7 +13,7 @@ TOP = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # The service account scenario first: it needs no artifacts, which are still being made meanwhile.
 SCENARIOS = sorted(
-    (p.parent.name for p in (TOP / "molecule").glob("*/molecule.yml")), key=lambda name: name != "default"
+    sorted(p.parent.name for p in (TOP / "molecule").glob("*/molecule.yml")), key=lambda name: name != "default"
 )
 LOGS = TOP / ".cache" / "logs"
 
