@@ -15,7 +15,8 @@ description:
     that run on O(host), in start order, each with what its role renders from.
   - For a vLLM or llama.cpp service (one model each), the service carries its model's C(name), C(model),
     C(model_file) and C(settings).
-  - For the Ollama service, C(pull) lists the Ollama tags of its models on O(host).
+  - For the Ollama service, C(pull) lists the Ollama tags of its models on O(host), an untagged name as
+    C(NAME:latest), the way Ollama lists it.
 positional: host, backend
 options:
   _input:
@@ -66,7 +67,9 @@ def host_services(plan: dict, host: str, backend: str) -> list[dict]:
             service["settings"] = model["settings"]
         elif backend == "ollama":
             here = [models[name] for name in service["models"] if host in models[name]["hosts"]]
-            service["pull"] = list(dict.fromkeys(model["model"] for model in here))
+            # Ollama names an untagged model NAME:latest on /api/tags and /v1/models.
+            tags = (model["model"] if ":" in model["model"] else f"{model['model']}:latest" for model in here)
+            service["pull"] = list(dict.fromkeys(tags))
             service["models"] = [model["name"] for model in here]
         found.append(service)
     return found

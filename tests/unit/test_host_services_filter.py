@@ -45,3 +45,9 @@ def test_ollama_lists_tags_to_pull(plan):
 def test_unknown_backend_is_refused(plan):
     with pytest.raises(AnsibleFilterError, match="unknown backend 'vlm'; use one of vllm, llamacpp"):
         host_services(plan, "gpu01", "vlm")
+
+
+def test_untagged_ollama_models_are_pulled_as_latest(catalog, hosts):
+    catalog["models"][1]["model"] = "llama3.2"
+    [service] = host_services(build_plan(catalog, hosts), "gpu01", "ollama")
+    assert service["pull"] == ["llama3.2:latest"]

@@ -17,7 +17,7 @@ fi
 [ -f "$src/CMakeLists.txt" ] || { echo "no CMakeLists.txt in $src: check llamacpp_native_source_subdir" >&2; exit 1; }
 # The prebuilt web UI would be downloaded at configure time: not on an air-gapped host.
 cmake -S "$src" -B "$work/cmake" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
-  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_USE_PREBUILT_UI=OFF "$@" >"$work/cmake.log" 2>&1 \
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_CURL=OFF "$@" >"$work/cmake.log" 2>&1 \
   || { tail -n 40 "$work/cmake.log" >&2; exit 1; }
 cmake --build "$work/cmake" --config Release --target llama-server -j "$jobs" >"$work/build.log" 2>&1 \
   || { tail -n 40 "$work/build.log" >&2; exit 1; }
