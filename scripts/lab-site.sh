@@ -14,7 +14,16 @@ wait "$image"
 # shellcheck disable=SC1091
 source .venv/bin/activate
 ansible-playbook -i inventories/lab lab/up.yml
-ansible-playbook -i inventories/lab site.yml "$@"
+export LLM_STACK_REPORT_DIR="${LLM_STACK_REPORT_DIR:-$top/reports}"
+status=0
+ansible-playbook -i inventories/lab site.yml "$@" || status=$?
+report=$(ls -t "$LLM_STACK_REPORT_DIR"/site-*.md 2>/dev/null | head -n 1 || true)
+
+cat <<MSG
+
+Deployment report: ${report:-none was written (see the output above)}
+MSG
+[ "$status" -eq 0 ] || exit "$status"
 
 cat <<MSG
 
