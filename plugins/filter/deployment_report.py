@@ -78,7 +78,7 @@ def _gate(name: str, required, actual, met: bool) -> dict:
     return {"gate": name, "required": required, "actual": actual, "met": bool(met)}
 
 
-def _gates(runs: dict, phases: list[dict], ttft_max: float) -> list[dict]:
+def _gates(runs: dict, phases: list[dict], ttft_max: float, smoke_tested: bool) -> list[dict]:
     deployed = [run.get("llm_stack_deployed") or {} for run in runs.values()]
     services = sum(len(record.get("services", [])) for record in deployed)
     public = sorted({name for record in deployed for name in record.get("public_names", [])})
@@ -119,6 +119,8 @@ def _gates(runs: dict, phases: list[dict], ttft_max: float) -> list[dict]:
             bool(health) and unhealthy == 0,
         )
     )
+    if not smoke_tested:
+        return gates
     for stream, label in ((False, "Chat completions"), (True, "Streamed completions (SSE)")):
         passed = sorted({entry["model"] for entry in smoke if entry["stream"] is stream})
         gates.append(
@@ -171,7 +173,8 @@ def deployment_report(runs: dict, meta: dict) -> dict:
     rollback_failures = {
         host: run["llm_stack_rollback_failure"] for host, run in runs.items() if run.get("llm_stack_rollback_failure")
     }
-    gates = _gates(runs, phases, ttft_max)
+    # A rollback validates what it restored (phase 4); it runs no smoke tests.
+    gates = _gates(runs, phases, ttft_max, smoke_tested=meta.get("kind") != "rollback")
     if meta.get("kind") == "rollback":
         outcome = "failed" if failures or rollback_failures else "rolled back"
     elif failures:
@@ -269,8 +272,19 @@ def deployment_report_markdown(report: dict) -> str:
     ]
     if report["failures"] or report["rollbacks"] or report["rollback_failures"]:
         lines += ["", "## Failure and rollback", ""]
+        if report["rollbacks"] and report["kind"] != "rollback":
+            lines += [
+                "The gates measured after the failure are those of the validation of the restored deployment.",
+                "",
+            ]
         for host, failure in report["failures"].items():
-            lines.append(f"- {host}: phase {failure.get('phase')} failed: {failure.get('msg')}")
+            lines += [
+                f"- {host}: phase {failure.get('phase')} ({failure.get('name')}) failed:",
+                "",
+                "  ```",
+                *[f"  {line}" for line in str(failure.get("msg")).splitlines()],
+                "  ```",
+            ]
         for host, rollback in report["rollbacks"].items():
             lines.append(
                 f"- {host}: restored backup {rollback['backup']} ({len(rollback['restored'])} files written back, "

@@ -32,7 +32,7 @@ DONE = "[DONE]"
 
 
 def connection_argument_spec() -> dict:
-    """The options every module of this client takes, besides url; documented in each module."""
+    """The options every module of this client takes, besides url; documented by the openai_connection doc fragment."""
     return {
         "api_key": {"type": "str", "no_log": True},
         "validate_certs": {"type": "bool", "default": True},

@@ -26,6 +26,7 @@ description:
   - Only reads from the server (a chat completion changes nothing there); it never reports C(changed).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - labai.llm_stack.openai_connection
 attributes:
   check_mode:
     support: full
@@ -42,11 +43,6 @@ options:
         C(/chat/completions).
     type: str
     required: true
-  api_key:
-    description:
-      - "API key, sent as C(Authorization: Bearer <api_key>)."
-      - Without it no C(Authorization) header is sent.
-    type: str
   model:
     description: The model name (or alias, or a name matching a LiteLLM wildcard route) to ask.
     type: str
@@ -97,21 +93,6 @@ options:
         longer fails with a message saying so; so does a stream that stalls this long.
     type: float
     default: 60
-  validate_certs:
-    description: Verify the server's TLS certificate for an C(https) URL.
-    type: bool
-    default: true
-  ca_path:
-    description: PEM file of the certificate authorities to verify the server's certificate with.
-    type: path
-  use_proxy:
-    description: Use the proxy the environment sets (C(https_proxy), C(http_proxy), C(no_proxy)).
-    type: bool
-    default: true
-  headers:
-    description: Extra HTTP headers to send with the request.
-    type: dict
-    default: {}
 notes:
   - Uses only the Python standard library and Ansible's C(open_url) on the target host.
   - The return values are also returned on failure, as far as they are known.

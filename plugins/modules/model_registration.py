@@ -21,6 +21,7 @@ description:
   - Only reads from the server; it never reports C(changed).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - labai.llm_stack.openai_connection
 attributes:
   check_mode:
     support: full
@@ -36,11 +37,6 @@ options:
       - C(/v1/models) is appended; a URL that already ends with C(/v1) only gets C(/models).
     type: str
     required: true
-  api_key:
-    description:
-      - "API key, sent as C(Authorization: Bearer <api_key>)."
-      - Without it no C(Authorization) header is sent.
-    type: str
   expected:
     description:
       - The model names and aliases that must be listed. An empty list only checks that the server
@@ -61,21 +57,6 @@ options:
     description: Timeout of each request, in seconds.
     type: float
     default: 10
-  validate_certs:
-    description: Verify the server's TLS certificate for an C(https) URL.
-    type: bool
-    default: true
-  ca_path:
-    description: PEM file of the certificate authorities to verify the server's certificate with.
-    type: path
-  use_proxy:
-    description: Use the proxy the environment sets (C(https_proxy), C(http_proxy), C(no_proxy)).
-    type: bool
-    default: true
-  headers:
-    description: Extra HTTP headers to send with each request.
-    type: dict
-    default: {}
 notes:
   - Uses only the Python standard library and Ansible's C(open_url) on the target host.
 seealso:

@@ -23,9 +23,6 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
-from ansible.module_utils.testing import patch_module_args
-
 MODELS = [
     {"id": "qwen-coder", "object": "model", "created": 1700000000, "owned_by": "vllm"},
     {"id": "qwen-math", "object": "model", "created": 1700000000, "owned_by": "vllm"},
@@ -45,15 +42,6 @@ API_KEY = "sk-test-key"
 SLOW = 1.5  # seconds a slow scenario sleeps; tests give the module a timeout well under it
 STEP = 0.1  # seconds between the chunks of slowchunks
 REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 500: "Internal Server Error"}
-
-
-def run_module(main, args: dict, capsys: pytest.CaptureFixture, check_mode: bool = False) -> dict:
-    """Run a module's main() with ``args`` and return the JSON it printed; ``raw`` is that text."""
-    args = {**args, "_ansible_check_mode": check_mode}
-    with patch_module_args(args), pytest.raises(SystemExit):
-        main()
-    raw = capsys.readouterr().out
-    return {**json.loads(raw), "raw": raw}
 
 
 def chunk(delta: dict, finish: str | None = None, obj: str = "chat.completion.chunk", **extra) -> dict:

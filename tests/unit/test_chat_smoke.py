@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 from ansible_collections.labai.llm_stack.plugins.module_utils.openai_client import excerpt
 from ansible_collections.labai.llm_stack.plugins.modules.chat_smoke import NO_FINISH_REASON, main
-from openai_test_server import ANSWER, API_KEY, CONTENT, WORDS, OpenAIServer, closed_port, run_module
+from module_runner import run_module
+from openai_test_server import ANSWER, API_KEY, CONTENT, WORDS, OpenAIServer, closed_port
 
 TEXT = "".join(WORDS)
 MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"

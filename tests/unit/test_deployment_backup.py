@@ -3,21 +3,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.labai.llm_stack.plugins.modules import deployment_backup
+from module_runner import run_module
 
 
 def run(capsys: pytest.CaptureFixture, check_mode: bool = False, **args) -> dict:
-    if check_mode:
-        args["_ansible_check_mode"] = True
-    with patch_module_args(args), pytest.raises(SystemExit):
-        deployment_backup.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module(deployment_backup.main, args, capsys, check_mode=check_mode)
 
 
 @pytest.fixture

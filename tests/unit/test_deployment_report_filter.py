@@ -163,7 +163,7 @@ def test_a_failed_phase_that_was_rolled_back(run):
     assert report["phases"][3]["details"] == ["gpu01: lab-cpp missing"]
     markdown = deployment_report_markdown(report)
     assert "# Deployment report: rolled back" in markdown
-    assert "- gpu01: phase 4 failed: lab-cpp missing" in markdown
+    assert "- gpu01: phase 4 (integration validation) failed:\n\n  ```\n  lab-cpp missing\n  ```\n" in markdown
     assert (
         "- gpu01: restored backup 20261126T070010.000001Z (1 files written back, 0 removed; what it replaced "
         "is kept as 20261126T070400.000002Z)"
@@ -178,8 +178,17 @@ def test_a_failed_rollback_is_a_failed_run(run):
 
 def test_rollback_report(run):
     run["llm_stack_rollback"] = {"backup": "b", "restored": [], "removed": [], "saved_before_restore": ""}
+    for key in ("llm_stack_smoke", "llm_stack_fallbacks"):
+        del run[key]
     report = deployment_report({"gpu01": run}, META | {"kind": "rollback"})
     assert report["outcome"] == "rolled back"
+    assert [gate["gate"] for gate in report["gates"]] == [
+        "Pre-flight checks pass",
+        "Servers healthy (listed names, real chat completion)",
+        "Catalog names and aliases registered on the gateway",
+        "Gateway health checks: unhealthy deployments",
+    ]
+    assert report["all_gates_met"] is True
     assert deployment_report_markdown(report).startswith("# Rollback report: rolled back\n")
 
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 from ansible_collections.labai.llm_stack.plugins.modules.model_registration import main
-from openai_test_server import API_KEY, OpenAIServer, closed_port, run_module
+from module_runner import run_module
+from openai_test_server import API_KEY, OpenAIServer, closed_port
 
 FAST = {"wait": 1, "interval": 0.05, "timeout": 2}
 RESULT_KEYS = {"present", "missing", "unexpected", "ids", "waited", "attempts", "status", "changed"}

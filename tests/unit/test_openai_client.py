@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
+from ansible_collections.labai.llm_stack.plugins.doc_fragments.openai_connection import ModuleDocFragment
 from ansible_collections.labai.llm_stack.plugins.module_utils.openai_client import (
     AuthRejected,
     HttpError,
@@ -100,7 +101,9 @@ def test_not_answering():
 @pytest.mark.parametrize("module", [model_registration, chat_smoke], ids=lambda m: m.__name__.rsplit(".", 1)[1])
 def test_documentation_matches_argument_spec(module):
     """Every option documented with the type, default, required and elements the code uses, and no other."""
-    documented = yaml.safe_load(module.DOCUMENTATION)["options"]
+    documented = (
+        yaml.safe_load(module.DOCUMENTATION)["options"] | yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]
+    )
     spec = module.argument_spec()
     assert sorted(documented) == sorted(spec)
     for name, option in spec.items():
