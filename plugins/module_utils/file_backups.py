@@ -58,6 +58,8 @@ class BackupStore:
         self.root = root
         self.patterns = patterns
         self.dry_run = dry_run
+        # The backup just saved or restored: pruning never deletes it.
+        self._protected = ""
 
     def current(self) -> list[dict]:
         found = sorted({path for pattern in self.patterns for path in glob.glob(pattern) if os.path.isfile(path)})
@@ -203,11 +205,10 @@ class BackupStore:
 
     def prune(self, keep: int) -> list[str]:
         """Delete the oldest backups beyond keep of each kind; the one just saved or restored stays."""
-        protected = getattr(self, "_protected", "")
         doomed = []
         for kind in (DEPLOYMENT, BEFORE_RESTORE):
             of_kind = [entry["name"] for entry in self.manifests() if entry["kind"] == kind]
-            doomed += [name for name in of_kind[keep:] if name != protected]
+            doomed += [name for name in of_kind[keep:] if name != self._protected]
         if not self.dry_run:
             for name in doomed:
                 shutil.rmtree(os.path.join(self.root, name))
