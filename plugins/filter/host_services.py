@@ -4,19 +4,20 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.labai.llm_stack.plugins.plugin_utils.backends import BACKENDS, GATEWAY
 
 DOCUMENTATION = r"""
 name: host_services
 author: labai
 version_added: "1.0.0"
-short_description: The services of one backend that run on one host, from the deployment plan
+short_description: The service records of one backend on one host, from the deployment plan
 description:
-  - Takes the plan made by P(labai.llm_stack.plan#filter) and returns the services of backend O(backend)
-    that run on O(host), in start order, each with what its role renders from.
-  - For a vLLM or llama.cpp service (one model each), the service carries its model's C(name), C(model),
+  - Takes the plan made by P(labai.llm_stack.plan#filter) and returns the finished records of the services of
+    O(backend) that run on O(host), in start order. It selects; it derives nothing.
+  - Each record has C(key), C(backend), C(unit), C(env_file), C(port), C(bind), C(probe_url), C(api_base),
+    C(names) (what its C(/v1/models) must list; Ollama's tags as C(NAME:latest)), C(chat_model), C(models),
+    C(ready_timeout), C(needs_gpu), C(key_variable); a vLLM or llama.cpp record also C(name), C(model),
     C(model_file) and C(settings).
-  - For the Ollama service, C(pull) lists the Ollama tags of its models on O(host), an untagged name as
-    C(NAME:latest), the way Ollama lists it.
 positional: host, backend
 options:
   _input:
@@ -43,36 +44,18 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: The plan's service entries (C(key), C(backend), C(unit), C(port), C(served_names), ...), extended
-    as described above.
+  description: The plan's records of that backend on that host.
   type: list
   elements: dict
 """
 
-BACKENDS = ("vllm", "llamacpp", "ollama", "litellm")
+KINDS = (*BACKENDS, GATEWAY.name)
 
 
 def host_services(plan: dict, host: str, backend: str) -> list[dict]:
-    if backend not in BACKENDS:
-        raise AnsibleFilterError(f"host_services: unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
-    models = {model["name"]: model for model in plan["models"]}
-    found = []
-    for key in plan["hosts"].get(host, {}).get("services", []):
-        service = dict(plan["services"][key])
-        if service["backend"] != backend:
-            continue
-        if backend in ("vllm", "llamacpp"):
-            model = models[service["models"][0]]
-            service.update(name=model["name"], model=model["model"], model_file=model["model_file"])
-            service["settings"] = model["settings"]
-        elif backend == "ollama":
-            here = [models[name] for name in service["models"] if host in models[name]["hosts"]]
-            # Ollama names an untagged model NAME:latest on /api/tags and /v1/models.
-            tags = (model["model"] if ":" in model["model"] else f"{model['model']}:latest" for model in here)
-            service["pull"] = list(dict.fromkeys(tags))
-            service["models"] = [model["name"] for model in here]
-        found.append(service)
-    return found
+    if backend not in KINDS:
+        raise AnsibleFilterError(f"host_services: unknown backend {backend!r}; use one of {', '.join(KINDS)}")
+    return [dict(record) for record in plan["hosts"].get(host, {}).get("services", []) if record["backend"] == backend]
 
 
 class FilterModule:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.labai.llm_stack.plugins.plugin_utils.backends import BACKENDS, GATEWAY
 
 DOCUMENTATION = r"""
 name: litellm_config
@@ -15,7 +16,8 @@ description:
     the gateway's model names can never drift from the backends'.
   - One C(model_list) entry per public name and alias and per host that serves it (several hosts make one
     load-balanced group), with the provider prefix each backend needs (C(hosted_vllm/) for vLLM,
-    C(openai/) for llama.cpp, C(ollama_chat/) for Ollama) and C(api_base) pointing at the service.
+    C(openai/) for llama.cpp, C(ollama_chat/) for Ollama) and the C(api_base) of the service's record in the
+    plan, the same address its probes use.
   - Pattern routes become wildcard entries that send to the route's model.
   - Fallback and context-window-fallback chains from the catalog, for every name and alias; a model with no
     chain gets an empty one, so the catch-all chain of the pattern routes never applies to it.
@@ -27,13 +29,11 @@ options:
     type: dict
     required: true
   gateway_host:
-    description: The inventory hostname the gateway runs on; services on it are reached on loopback.
+    description: The inventory hostname the gateway runs on; the plan must run the gateway there.
     type: str
     required: true
   options:
     description:
-      - C(addresses) (dict) maps other inventory hostnames to the address the gateway reaches them at
-        (default the hostname itself).
       - C(key_env) (dict) maps a backend (C(vllm), C(llamacpp)) to the environment variable holding its API key;
         a backend without one gets no key.
       - C(router_settings), C(litellm_settings), C(general_settings) (dicts) are merged over the computed ones.
@@ -56,53 +56,49 @@ _value:
   type: dict
 """
 
-PROVIDERS = {"vllm": "hosted_vllm", "llamacpp": "openai", "ollama": "ollama_chat"}
-# llama.cpp without a key still needs one for LiteLLM's OpenAI client; the server ignores it.
+# A backend without a key that LiteLLM reaches through its OpenAI client still needs one; the server ignores it.
 NO_KEY = "no-key"
 
 
-def _api_base(service: dict, host: str, gateway_host: str, addresses: dict) -> str:
-    address = "127.0.0.1" if host == gateway_host else addresses.get(host, host)
-    if ":" in address:
-        address = f"[{address}]"
-    suffix = "" if service["backend"] == "ollama" else "/v1"
-    return f"http://{address}:{service['port']}{suffix}"
-
-
-def _params(model: dict, service: dict, host: str, gateway_host: str, options: dict) -> dict:
-    backend = model["backend"]
-    upstream = model["model"] if backend == "ollama" else service["served_names"][0]
-    params = {
-        "model": f"{PROVIDERS[backend]}/{upstream}",
-        "api_base": _api_base(service, host, gateway_host, options.get("addresses", {})),
-    }
-    key_env = options.get("key_env", {}).get(backend)
+def _params(model: dict, record: dict, options: dict) -> dict:
+    backend = BACKENDS[model["backend"]]
+    params = {"model": f"{backend.provider}/{model['upstream']}", "api_base": record["api_base"]}
+    key_env = options.get("key_env", {}).get(backend.name)
     if key_env:
         params["api_key"] = f"os.environ/{key_env}"
-    elif backend == "llamacpp":
+    elif backend.placeholder_key:
         params["api_key"] = NO_KEY
     return params
 
 
-def _model_list(plan: dict, gateway_host: str, options: dict) -> list[dict]:
+def _records(plan: dict, model: dict) -> list[tuple[str, dict]]:
+    """(host, record) of every service that serves the model, in the model's host order."""
+    return [
+        (host, record)
+        for host in model["hosts"]
+        for record in plan["hosts"][host]["services"]
+        if model["name"] in record["models"] and record["backend"] == model["backend"]
+    ]
+
+
+def _model_list(plan: dict, options: dict) -> list[dict]:
     entries = []
     for model in plan["models"]:
-        service = plan["services"][model["service"]]
+        served = _records(plan, model)
         for public in [model["name"], *model["aliases"]]:
-            for host in model["hosts"]:
+            for host, record in served:
                 entries.append(
                     {
                         "model_name": public,
-                        "litellm_params": _params(model, service, host, gateway_host, options),
+                        "litellm_params": _params(model, record, options),
                         "model_info": {"id": f"{public}@{host}"},
                     }
                 )
     models = {model["name"]: model for model in plan["models"]}
     for route in plan["routes"]:
         target = models[route["model"]]
-        service = plan["services"][target["service"]]
-        for host in target["hosts"]:
-            params = _params(target, service, host, gateway_host, options)
+        for host, record in _records(plan, target):
+            params = _params(target, record, options)
             entries.append(
                 {
                     "model_name": route["pattern"],
@@ -128,7 +124,8 @@ def _chains(plan: dict, field: str) -> list[dict]:
 
 
 def litellm_config(plan: dict, gateway_host: str, options: dict) -> dict:
-    if gateway_host not in plan["services"].get("litellm", {}).get("hosts", []):
+    here = plan["hosts"].get(gateway_host, {}).get("services", [])
+    if not any(record["backend"] == GATEWAY.name for record in here):
         raise AnsibleFilterError(
             f"litellm_config: the plan does not run the gateway on {gateway_host!r}; "
             "set llm_stack_catalog.gateway.hosts or call it for a gateway host"
@@ -138,7 +135,7 @@ def litellm_config(plan: dict, gateway_host: str, options: dict) -> dict:
     if context_chains:
         router["context_window_fallbacks"] = context_chains
     return {
-        "model_list": _model_list(plan, gateway_host, options),
+        "model_list": _model_list(plan, options),
         "router_settings": {**router, **options.get("router_settings", {})},
         "litellm_settings": dict(options.get("litellm_settings", {})),
         "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY", **options.get("general_settings", {})},

@@ -4,20 +4,22 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.labai.llm_stack.plugins.module_utils.catalog import CatalogError, build_plan
+from ansible_collections.labai.llm_stack.plugins.plugin_utils.plan import CatalogError, build_plan
 
 DOCUMENTATION = r"""
 name: plan
 author: labai
 version_added: "1.0.0"
-short_description: Check the LLM model catalog and turn it into a deployment plan
+short_description: Check the LLM model catalog and turn it into per-host service records
 description:
   - Validates O(_input), the C(llm_stack_catalog) inventory variable, against the hosts of the play.
   - Reports every problem at once, one line each, naming the catalog entry, the field and the fix.
-  - Returns the normalised plan every role of the collection renders from, with defaults filled in.
+  - Returns the plan every role and phase of the collection reads, with defaults filled in: for each host the
+    finished records of the services it runs, so that nothing downstream derives a unit name, a port, an
+    address or a timeout again.
   - One systemd user unit per vLLM or llama.cpp model, one C(llm-ollama.service) per host shared by all
     Ollama models, and the LiteLLM gateway C(llm-litellm.service).
-positional: hosts
+positional: hosts, addresses
 options:
   _input:
     description:
@@ -32,9 +34,16 @@ options:
     type: list
     elements: str
     required: true
+  addresses:
+    description:
+      - Where other hosts reach each host's servers that bind every interface (C(bind: 0.0.0.0)), by
+        inventory hostname (the hosts' C(llm_stack_address)); a host not listed is reached by its name.
+    type: dict
+    default: {}
 notes:
   - Public names and aliases must match C(^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$) and be unique.
   - Two services on the same host may not share a port; the same port on different hosts is fine.
+  - A backend bound to loopback may only serve a gateway on its own host; the plan refuses it otherwise.
 """
 
 EXAMPLES = r"""
@@ -44,8 +53,7 @@ EXAMPLES = r"""
 
 - name: Units this host runs, in start order
   ansible.builtin.debug:
-    msg: "{{ llm_stack_plan.hosts[inventory_hostname].services
-             | map('extract', llm_stack_plan.services, 'unit') }}"
+    msg: "{{ llm_stack_plan.hosts[inventory_hostname].services | map(attribute='unit') }}"
 """
 
 RETURN = r"""
@@ -53,22 +61,22 @@ _value:
   description: The deployment plan.
   type: dict
   contains:
+    hosts:
+      description:
+        - For each host of the play, C(services), the records of the services it runs in start order (vLLM
+          and llama.cpp models, then Ollama, then the gateway). A record has C(key), C(backend), C(unit),
+          C(env_file), C(port), C(bind), C(probe_url) (where the host itself checks it), C(api_base) (where the
+          gateway reaches it), C(names) (what its C(/v1/models) lists), C(chat_model), C(models),
+          C(ready_timeout), C(needs_gpu), C(key_variable), C(config_files); vLLM and llama.cpp records also
+          C(name), C(model), C(model_file) and C(settings).
+      type: dict
     models:
       description:
         - The catalog's models in catalog order, with C(name), C(backend), C(aliases), C(fallbacks),
-          C(context_window_fallbacks), C(hosts), C(service) (the key in O(services)), C(model),
-          C(model_file) and C(settings) (the backend's settings with defaults filled in).
+          C(context_window_fallbacks), C(hosts), C(service), C(upstream) (the name its server knows it by),
+          C(model), C(model_file) and C(settings) (the backend's settings with defaults filled in).
       type: list
       elements: dict
-    services:
-      description:
-        - Services by key, in start order; vLLM and llama.cpp models first, then C(ollama), then
-          C(litellm). Each has C(key), C(backend), C(unit), C(port), C(hosts), C(models) and
-          C(served_names).
-      type: dict
-    hosts:
-      description: For each host of the play, C(services), the keys of the services it runs in start order.
-      type: dict
     public_names:
       description: Every model name and alias, sorted.
       type: list
@@ -83,10 +91,10 @@ _value:
 """
 
 
-def plan(catalog: dict, hosts: list[str]) -> dict:
+def plan(catalog: dict, hosts: list[str], addresses: dict | None = None) -> dict:
     """The deployment plan of ``catalog`` on ``hosts``; every catalog problem in one error."""
     try:
-        return build_plan(catalog, hosts)
+        return build_plan(catalog, hosts, addresses)
     except CatalogError as error:
         raise AnsibleFilterError(str(error)) from None
 

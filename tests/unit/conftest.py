@@ -20,8 +20,8 @@ def catalog() -> dict:
         "gateway": {"port": 4000, "hosts": ["gpu01"]},
         "backends": {
             "vllm": {"enabled": True},
-            "ollama": {"enabled": True, "port": 11434},
-            "llamacpp": {"enabled": True},
+            "ollama": {"enabled": True, "port": 11434, "bind": "0.0.0.0"},
+            "llamacpp": {"enabled": True, "bind": "0.0.0.0"},
         },
         "models": [
             {

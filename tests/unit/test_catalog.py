@@ -7,7 +7,7 @@ import copy
 import json
 
 import pytest
-from ansible_collections.labai.llm_stack.plugins.module_utils.catalog import CatalogError, build_plan
+from ansible_collections.labai.llm_stack.plugins.plugin_utils.plan import CatalogError, build_plan
 
 DELETE = object()
 
@@ -83,6 +83,7 @@ def test_seed_catalog_plan(catalog, hosts):
                 "context_window_fallbacks": [],
                 "hosts": ["gpu01"],
                 "service": "vllm-qwen-coder",
+                "upstream": "qwen-coder",
                 "model": "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ",
                 "model_file": None,
                 "settings": vllm_settings,
@@ -95,6 +96,7 @@ def test_seed_catalog_plan(catalog, hosts):
                 "context_window_fallbacks": [],
                 "hosts": both,
                 "service": "ollama",
+                "upstream": "qwen2.5-coder:7b",
                 "model": "qwen2.5-coder:7b",
                 "model_file": None,
                 "settings": {"keep_alive": "5m"},
@@ -107,6 +109,7 @@ def test_seed_catalog_plan(catalog, hosts):
                 "context_window_fallbacks": [],
                 "hosts": both,
                 "service": "llamacpp-qwen-coder-cpp",
+                "upstream": "qwen-coder-cpp",
                 "model": None,
                 "model_file": GGUF,
                 "settings": {**cpp_settings, "extra_args": []},
@@ -119,76 +122,184 @@ def test_seed_catalog_plan(catalog, hosts):
                 "context_window_fallbacks": [],
                 "hosts": both,
                 "service": "llamacpp-qwen-coder-native",
+                "upstream": "qwen-coder-native",
                 "model": None,
                 "model_file": GGUF,
                 "settings": {**native_settings, "extra_args": ["--flash-attn"]},
             },
         ],
-        "services": {
-            "vllm-qwen-coder": {
-                "key": "vllm-qwen-coder",
-                "backend": "vllm",
-                "unit": "llm-vllm-qwen-coder.service",
-                "port": 8001,
-                "hosts": ["gpu01"],
-                "models": ["qwen-coder"],
-                "served_names": ["qwen-coder", "qwen-math", "llama2-13b-vllm"],
-            },
-            "llamacpp-qwen-coder-cpp": {
-                "key": "llamacpp-qwen-coder-cpp",
-                "backend": "llamacpp",
-                "unit": "llm-llamacpp-qwen-coder-cpp.service",
-                "port": 8000,
-                "hosts": both,
-                "models": ["qwen-coder-cpp"],
-                "served_names": ["qwen-coder-cpp"],
-            },
-            "llamacpp-qwen-coder-native": {
-                "key": "llamacpp-qwen-coder-native",
-                "backend": "llamacpp",
-                "unit": "llm-llamacpp-qwen-coder-native.service",
-                "port": 8080,
-                "hosts": both,
-                "models": ["qwen-coder-native"],
-                "served_names": ["qwen-coder-native"],
-            },
-            "ollama": {
-                "key": "ollama",
-                "backend": "ollama",
-                "unit": "llm-ollama.service",
-                "port": 11434,
-                "hosts": both,
-                "models": ["qwen-coder-ollama"],
-                "served_names": ["qwen-coder-ollama"],
-            },
-            "litellm": {
-                "key": "litellm",
-                "backend": "litellm",
-                "unit": "llm-litellm.service",
-                "port": 4000,
-                "hosts": ["gpu01"],
-                "models": ["qwen-coder", "qwen-coder-ollama", "qwen-coder-cpp", "qwen-coder-native"],
-                "served_names": [
-                    "qwen-coder",
-                    "qwen-math",
-                    "llama2-13b-vllm",
-                    "qwen-coder-ollama",
-                    "qwen-coder-cpp",
-                    "qwen-coder-native",
-                ],
-            },
-        },
         "hosts": {
             "gpu01": {
                 "services": [
-                    "vllm-qwen-coder",
-                    "llamacpp-qwen-coder-cpp",
-                    "llamacpp-qwen-coder-native",
-                    "ollama",
-                    "litellm",
+                    {
+                        "key": "vllm-qwen-coder",
+                        "backend": "vllm",
+                        "unit": "llm-vllm-qwen-coder.service",
+                        "env_file": "vllm-qwen-coder.env",
+                        "port": 8001,
+                        "bind": "127.0.0.1",
+                        "probe_url": "http://127.0.0.1:8001",
+                        "api_base": "http://127.0.0.1:8001/v1",
+                        "names": ["qwen-coder", "qwen-math", "llama2-13b-vllm"],
+                        "chat_model": "qwen-coder",
+                        "models": ["qwen-coder"],
+                        "ready_timeout": 600,
+                        "needs_gpu": True,
+                        "key_variable": "llm_stack_vllm_api_key",
+                        "config_files": [],
+                        "name": "qwen-coder",
+                        "model": "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ",
+                        "model_file": None,
+                        "settings": vllm_settings,
+                    },
+                    {
+                        "key": "llamacpp-qwen-coder-cpp",
+                        "backend": "llamacpp",
+                        "unit": "llm-llamacpp-qwen-coder-cpp.service",
+                        "env_file": "llamacpp-qwen-coder-cpp.env",
+                        "port": 8000,
+                        "bind": "0.0.0.0",
+                        "probe_url": "http://127.0.0.1:8000",
+                        "api_base": "http://gpu01:8000/v1",
+                        "names": ["qwen-coder-cpp"],
+                        "chat_model": "qwen-coder-cpp",
+                        "models": ["qwen-coder-cpp"],
+                        "ready_timeout": 180,
+                        "needs_gpu": True,
+                        "key_variable": "llm_stack_llamacpp_api_key",
+                        "config_files": [],
+                        "name": "qwen-coder-cpp",
+                        "model": None,
+                        "model_file": GGUF,
+                        "settings": {**cpp_settings, "extra_args": []},
+                    },
+                    {
+                        "key": "llamacpp-qwen-coder-native",
+                        "backend": "llamacpp",
+                        "unit": "llm-llamacpp-qwen-coder-native.service",
+                        "env_file": "llamacpp-qwen-coder-native.env",
+                        "port": 8080,
+                        "bind": "0.0.0.0",
+                        "probe_url": "http://127.0.0.1:8080",
+                        "api_base": "http://gpu01:8080/v1",
+                        "names": ["qwen-coder-native"],
+                        "chat_model": "qwen-coder-native",
+                        "models": ["qwen-coder-native"],
+                        "ready_timeout": 180,
+                        "needs_gpu": True,
+                        "key_variable": "llm_stack_llamacpp_api_key",
+                        "config_files": [],
+                        "name": "qwen-coder-native",
+                        "model": None,
+                        "model_file": GGUF,
+                        "settings": {**native_settings, "extra_args": ["--flash-attn"]},
+                    },
+                    {
+                        "key": "ollama",
+                        "backend": "ollama",
+                        "unit": "llm-ollama.service",
+                        "env_file": "ollama.env",
+                        "port": 11434,
+                        "bind": "0.0.0.0",
+                        "probe_url": "http://127.0.0.1:11434",
+                        "api_base": "http://gpu01:11434",
+                        "names": ["qwen2.5-coder:7b"],
+                        "chat_model": "qwen2.5-coder:7b",
+                        "models": ["qwen-coder-ollama"],
+                        "ready_timeout": 120,
+                        "needs_gpu": False,
+                        "key_variable": "",
+                        "config_files": [],
+                    },
+                    {
+                        "key": "litellm",
+                        "backend": "litellm",
+                        "unit": "llm-litellm.service",
+                        "env_file": "litellm.env",
+                        "port": 4000,
+                        "bind": "127.0.0.1",
+                        "probe_url": "http://127.0.0.1:4000",
+                        "api_base": "http://127.0.0.1:4000/v1",
+                        "names": [
+                            "qwen-coder",
+                            "qwen-math",
+                            "llama2-13b-vllm",
+                            "qwen-coder-ollama",
+                            "qwen-coder-cpp",
+                            "qwen-coder-native",
+                        ],
+                        "chat_model": "qwen-coder",
+                        "models": ["qwen-coder", "qwen-coder-ollama", "qwen-coder-cpp", "qwen-coder-native"],
+                        "ready_timeout": 180,
+                        "needs_gpu": False,
+                        "key_variable": "llm_stack_litellm_master_key",
+                        "config_files": ["litellm/config.yaml"],
+                    },
                 ]
             },
-            "gpu02": {"services": ["llamacpp-qwen-coder-cpp", "llamacpp-qwen-coder-native", "ollama"]},
+            "gpu02": {
+                "services": [
+                    {
+                        "key": "llamacpp-qwen-coder-cpp",
+                        "backend": "llamacpp",
+                        "unit": "llm-llamacpp-qwen-coder-cpp.service",
+                        "env_file": "llamacpp-qwen-coder-cpp.env",
+                        "port": 8000,
+                        "bind": "0.0.0.0",
+                        "probe_url": "http://127.0.0.1:8000",
+                        "api_base": "http://gpu02:8000/v1",
+                        "names": ["qwen-coder-cpp"],
+                        "chat_model": "qwen-coder-cpp",
+                        "models": ["qwen-coder-cpp"],
+                        "ready_timeout": 180,
+                        "needs_gpu": True,
+                        "key_variable": "llm_stack_llamacpp_api_key",
+                        "config_files": [],
+                        "name": "qwen-coder-cpp",
+                        "model": None,
+                        "model_file": GGUF,
+                        "settings": {**cpp_settings, "extra_args": []},
+                    },
+                    {
+                        "key": "llamacpp-qwen-coder-native",
+                        "backend": "llamacpp",
+                        "unit": "llm-llamacpp-qwen-coder-native.service",
+                        "env_file": "llamacpp-qwen-coder-native.env",
+                        "port": 8080,
+                        "bind": "0.0.0.0",
+                        "probe_url": "http://127.0.0.1:8080",
+                        "api_base": "http://gpu02:8080/v1",
+                        "names": ["qwen-coder-native"],
+                        "chat_model": "qwen-coder-native",
+                        "models": ["qwen-coder-native"],
+                        "ready_timeout": 180,
+                        "needs_gpu": True,
+                        "key_variable": "llm_stack_llamacpp_api_key",
+                        "config_files": [],
+                        "name": "qwen-coder-native",
+                        "model": None,
+                        "model_file": GGUF,
+                        "settings": {**native_settings, "extra_args": ["--flash-attn"]},
+                    },
+                    {
+                        "key": "ollama",
+                        "backend": "ollama",
+                        "unit": "llm-ollama.service",
+                        "env_file": "ollama.env",
+                        "port": 11434,
+                        "bind": "0.0.0.0",
+                        "probe_url": "http://127.0.0.1:11434",
+                        "api_base": "http://gpu02:11434",
+                        "names": ["qwen2.5-coder:7b"],
+                        "chat_model": "qwen2.5-coder:7b",
+                        "models": ["qwen-coder-ollama"],
+                        "ready_timeout": 120,
+                        "needs_gpu": False,
+                        "key_variable": "",
+                        "config_files": [],
+                    },
+                ]
+            },
         },
         "public_names": [
             "llama2-13b-vllm",
@@ -211,6 +322,16 @@ def test_plan_survives_json_and_leaves_the_catalog_alone(catalog, hosts):
     plan = build_plan(catalog, hosts)
     assert json.loads(json.dumps(plan)) == plan
     assert catalog == before
+
+
+def record(plan: dict, host: str, key: str) -> dict:
+    """The record of service ``key`` on ``host``; the test fails if there is not exactly one."""
+    [found] = [service for service in plan["hosts"][host]["services"] if service["key"] == key]
+    return found
+
+
+def keys(plan: dict, host: str) -> list[str]:
+    return [service["key"] for service in plan["hosts"][host]["services"]]
 
 
 def test_minimal_catalog_gets_every_default():
@@ -246,11 +367,16 @@ def test_minimal_catalog_gets_every_default():
         },
         {"keep_alive": None},
     ]
-    assert [(key, s["port"], s["hosts"]) for key, s in plan["services"].items()] == [
-        ("vllm-v", 8001, ["h1"]),
-        ("llamacpp-c", 8002, ["h1"]),
-        ("ollama", 11434, ["h1"]),
-        ("litellm", 4000, ["h1"]),
+    assert [model["upstream"] for model in plan["models"]] == ["v", "c", "o:1b"]
+    assert list(plan["hosts"]) == ["h1"]
+    assert [
+        (s["key"], s["port"], s["bind"], s["probe_url"], s["api_base"], s["ready_timeout"], s["needs_gpu"])
+        for s in plan["hosts"]["h1"]["services"]
+    ] == [
+        ("vllm-v", 8001, "127.0.0.1", "http://127.0.0.1:8001", "http://127.0.0.1:8001/v1", 600, True),
+        ("llamacpp-c", 8002, "127.0.0.1", "http://127.0.0.1:8002", "http://127.0.0.1:8002/v1", 180, False),
+        ("ollama", 11434, "127.0.0.1", "http://127.0.0.1:11434", "http://127.0.0.1:11434", 120, False),
+        ("litellm", 4000, "127.0.0.1", "http://127.0.0.1:4000", "http://127.0.0.1:4000/v1", 180, False),
     ]
     assert (plan["fallbacks"], plan["routes"]) == ({}, [])
 
@@ -260,22 +386,27 @@ def test_minimal_catalog_gets_every_default():
     [
         pytest.param(
             {"models.3.port": 8001, "models.3.hosts": ["gpu02"]},
-            lambda plan: plan["services"]["llamacpp-qwen-coder-native"]["port"] == 8001,
+            lambda plan: (
+                record(plan, "gpu02", "llamacpp-qwen-coder-native")["port"] == 8001
+                and "llamacpp-qwen-coder-native" not in keys(plan, "gpu01")
+            ),
             id="same-port-on-other-host",
         ),
         pytest.param(
             {"models.1.hosts": ["gpu02"], "models.4": {"name": "o2", "backend": "ollama", "model": "o:1b"}},
             lambda plan: (
-                plan["services"]["ollama"]["hosts"] == ["gpu01", "gpu02"]
-                and plan["services"]["ollama"]["served_names"] == ["qwen-coder-ollama", "o2"]
+                (record(plan, "gpu01", "ollama")["models"], record(plan, "gpu01", "ollama")["names"])
+                == (["o2"], ["o:1b"])
+                and (record(plan, "gpu02", "ollama")["models"], record(plan, "gpu02", "ollama")["names"])
+                == (["qwen-coder-ollama", "o2"], ["qwen2.5-coder:7b", "o:1b"])
             ),
             id="ollama-hosts-are-the-union",
         ),
         pytest.param(
             {"models.1.hosts": ["gpu02"]},
             lambda plan: (
-                plan["services"]["ollama"]["hosts"] == ["gpu02"]
-                and plan["hosts"]["gpu01"]["services"][-2:] == ["llamacpp-qwen-coder-native", "litellm"]
+                keys(plan, "gpu01")[-2:] == ["llamacpp-qwen-coder-native", "litellm"]
+                and keys(plan, "gpu02")[-1:] == ["ollama"]
             ),
             id="ollama-only-where-its-models-are",
         ),
@@ -290,18 +421,28 @@ def test_minimal_catalog_gets_every_default():
             id="gpu-share-becomes-float",
         ),
         pytest.param(
-            {"gateway": {}},
-            lambda plan: (
-                plan["services"]["litellm"] | {"models": [], "served_names": []}
+            # A gateway on every host: vLLM on gpu01 must then be reachable from gpu02 too.
+            {"gateway": {}, "backends.vllm.bind": "0.0.0.0"},
+            lambda plan: all(
+                record(plan, host, "litellm") | {"names": [], "models": [], "chat_model": None}
                 == {
                     "key": "litellm",
                     "backend": "litellm",
                     "unit": "llm-litellm.service",
+                    "env_file": "litellm.env",
                     "port": 4000,
-                    "hosts": ["gpu01", "gpu02"],
+                    "bind": "127.0.0.1",
+                    "probe_url": "http://127.0.0.1:4000",
+                    "api_base": "http://127.0.0.1:4000/v1",
+                    "names": [],
+                    "chat_model": None,
                     "models": [],
-                    "served_names": [],
+                    "ready_timeout": 180,
+                    "needs_gpu": False,
+                    "key_variable": "llm_stack_litellm_master_key",
+                    "config_files": ["litellm/config.yaml"],
                 }
+                for host in ("gpu01", "gpu02")
             ),
             id="gateway-defaults",
         ),
@@ -323,11 +464,11 @@ def test_minimal_catalog_gets_every_default():
         ),
         pytest.param(
             {
-                "backends": {"vllm": {"enabled": False}},
+                "backends.vllm.enabled": False,
                 "models.0": {"name": "qwen-coder", "backend": "ollama", "model": "qwen2.5-coder:7b"},
             },
             lambda plan: (
-                list(plan["services"])[:1] == ["llamacpp-qwen-coder-cpp"] and plan["routes"][0]["service"] == "ollama"
+                keys(plan, "gpu01")[:1] == ["llamacpp-qwen-coder-cpp"] and plan["routes"][0]["service"] == "ollama"
             ),
             id="disabled-backend-without-models",
         ),
@@ -448,7 +589,8 @@ REJECTIONS = [
         id="gateway-port-clash",
     ),
     pytest.param(
-        {"gateway.port": 8000, "gateway.hosts": DELETE},
+        # vLLM on gpu01 bound to every interface, so the gateway on gpu02 may reach it.
+        {"gateway.port": 8000, "gateway.hosts": DELETE, "backends.vllm.bind": "0.0.0.0"},
         [
             "gateway.port: 8000 on hosts gpu01, gpu02 is already used by models[2] (qwen-coder-cpp); "
             "give each service its own port"
@@ -459,12 +601,17 @@ REJECTIONS = [
     pytest.param({"backends.vlm": {}}, ["backends: unknown field 'vlm'; did you mean 'vllm'?"], id="backend-typo"),
     pytest.param(
         {"backends.vllm.port": 8000},
-        ["backends.vllm: unknown field 'port'; remove it or use one of: enabled"],
+        ["backends.vllm: unknown field 'port'; remove it or use one of: bind, enabled, ready_timeout"],
         id="backend-unknown-key",
     ),
     pytest.param(
-        {"backends.llamacpp": True},
-        ["backends.llamacpp: expected a mapping, got a boolean; write llamacpp as a mapping, such as {enabled: true}"],
+        {"backends.ollama.host": "0.0.0.0"},
+        ["backends.ollama: unknown field 'host'; remove it or use one of: bind, enabled, ready_timeout, port"],
+        id="ollama-backend-unknown-key",
+    ),
+    pytest.param(
+        {"backends.vllm": True},
+        ["backends.vllm: expected a mapping, got a boolean; write vllm as a mapping, such as {enabled: true}"],
         id="backend-not-a-mapping",
     ),
     pytest.param(
@@ -507,9 +654,8 @@ REJECTIONS = [
     pytest.param(
         {"models.3.zzz": 1},
         [
-            f"{M3}: unknown field 'zzz'; remove it or use one of: aliases, backend, "
-            "context_window_fallbacks, "
-            "fallbacks, hosts, llamacpp, model, model_file, name, ollama, port, vllm"
+            f"{M3}: unknown field 'zzz'; remove it or use one of: aliases, backend, bind, "
+            "context_window_fallbacks, fallbacks, hosts, llamacpp, model, model_file, name, ollama, port, vllm"
         ],
         id="model-field-unknown",
     ),
@@ -667,7 +813,10 @@ REJECTIONS = [
     ),
     pytest.param(
         {"models.1.port": 11434},
-        [f"{M1}.port: not used by backend ollama (every ollama model is served on backends.ollama.port); remove it"],
+        [
+            f"{M1}.port: not used by backend ollama (its models share backends.ollama.port); "
+            "remove it, or set backends.ollama.port"
+        ],
         id="port-on-ollama",
     ),
     pytest.param({"models.0.port": 70000}, [f"{M0}.port: 70000 is outside 1-65535; {PORT_FIX}"], id="port-70000"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from ansible_collections.labai.llm_stack.plugins.module_utils.catalog import build_plan
+from ansible_collections.labai.llm_stack.plugins.plugin_utils.plan import build_plan
 
 INVENTORIES = Path(__file__).resolve().parents[2] / "inventories"
 
@@ -18,20 +18,27 @@ def catalog_of(inventory: str, **variables: str) -> dict:
 
 
 def test_example_catalog_is_the_seed_deployment() -> None:
-    plan = build_plan(catalog_of("example"), ["gpu01"])
-    ports = {key: service["port"] for key, service in plan["services"].items()}
-    assert ports == {
-        "vllm-qwen-coder": 8001,
-        "llamacpp-qwen-coder-cpp": 8000,
-        "llamacpp-qwen-coder-cpp-native": 8080,
-        "ollama": 11434,
-        "litellm": 4000,
-    }
-    assert plan["services"]["vllm-qwen-coder"]["served_names"] == ["qwen-coder", "qwen-math", "llama2-13b-vllm"]
+    hosts = yaml.safe_load((INVENTORIES / "example" / "hosts.yml").read_text())["llm_hosts"]["hosts"]
+    assert list(hosts) == ["gpu01"]
+    plan = build_plan(catalog_of("example"), list(hosts))
+    # One GPU host runs everything, the gateway included, so every server listens on loopback only.
+    assert [(s["key"], s["port"], s["bind"], s["api_base"]) for s in plan["hosts"]["gpu01"]["services"]] == [
+        ("vllm-qwen-coder", 8001, "127.0.0.1", "http://127.0.0.1:8001/v1"),
+        ("llamacpp-qwen-coder-cpp", 8000, "127.0.0.1", "http://127.0.0.1:8000/v1"),
+        ("llamacpp-qwen-coder-cpp-native", 8080, "127.0.0.1", "http://127.0.0.1:8080/v1"),
+        ("ollama", 11434, "127.0.0.1", "http://127.0.0.1:11434"),
+        ("litellm", 4000, "127.0.0.1", "http://127.0.0.1:4000/v1"),
+    ]
+    assert plan["hosts"]["gpu01"]["services"][0]["names"] == ["qwen-coder", "qwen-math", "llama2-13b-vllm"]
     assert plan["fallbacks"]["qwen-coder"] == ["qwen-coder-ollama", "qwen-coder-cpp"]
 
 
 def test_lab_catalog_plans_every_backend_and_the_gateway() -> None:
     plan = build_plan(catalog_of("lab", lab_cache="/var/cache/llm-stack-lab"), ["llm-lab-debian12"])
-    assert plan["hosts"]["llm-lab-debian12"]["services"] == ["vllm-lab-vllm", "llamacpp-lab-cpp", "ollama", "litellm"]
+    assert [s["key"] for s in plan["hosts"]["llm-lab-debian12"]["services"]] == [
+        "vllm-lab-vllm",
+        "llamacpp-lab-cpp",
+        "ollama",
+        "litellm",
+    ]
     assert plan["public_names"] == ["lab-coder", "lab-cpp", "lab-ollama", "lab-vllm"]

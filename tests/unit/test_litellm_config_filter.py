@@ -6,10 +6,11 @@ import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 from ansible_collections.labai.llm_stack.plugins.filter.litellm_config import litellm_config
-from ansible_collections.labai.llm_stack.plugins.module_utils.catalog import build_plan
+from ansible_collections.labai.llm_stack.plugins.plugin_utils.plan import build_plan
 
+# Where the gateway reaches gpu02's servers bound to every interface (llm_stack_address); gpu01 by name.
+ADDRESSES = {"gpu02": "10.0.0.12"}
 OPTIONS = {
-    "addresses": {"gpu02": "10.0.0.12"},
     "key_env": {"vllm": "VLLM_API_KEY", "llamacpp": "LLAMACPP_API_KEY"},
     "router_settings": {"num_retries": 1, "routing_strategy": "simple-shuffle"},
     "litellm_settings": {"drop_params": True},
@@ -18,7 +19,7 @@ OPTIONS = {
 
 @pytest.fixture
 def config(catalog, hosts):
-    return litellm_config(build_plan(catalog, hosts), "gpu01", OPTIONS)
+    return litellm_config(build_plan(catalog, hosts, ADDRESSES), "gpu01", OPTIONS)
 
 
 def entries(config, name):
@@ -50,7 +51,7 @@ def test_vllm_entry_uses_hosted_vllm_on_loopback_with_key_reference(config):
 def test_ollama_on_two_hosts_is_one_load_balanced_group(config):
     group = entries(config, "qwen-coder-ollama")
     assert [e["litellm_params"] for e in group] == [
-        {"model": "ollama_chat/qwen2.5-coder:7b", "api_base": "http://127.0.0.1:11434"},
+        {"model": "ollama_chat/qwen2.5-coder:7b", "api_base": "http://gpu01:11434"},
         {"model": "ollama_chat/qwen2.5-coder:7b", "api_base": "http://10.0.0.12:11434"},
     ]
     assert [e["model_info"]["id"] for e in group] == ["qwen-coder-ollama@gpu01", "qwen-coder-ollama@gpu02"]
@@ -58,17 +59,54 @@ def test_ollama_on_two_hosts_is_one_load_balanced_group(config):
 
 def test_llamacpp_uses_openai_provider_with_v1(config):
     group = entries(config, "qwen-coder-native")
-    assert group[0]["litellm_params"] == {
-        "model": "openai/qwen-coder-native",
-        "api_base": "http://127.0.0.1:8080/v1",
-        "api_key": "os.environ/LLAMACPP_API_KEY",
-    }
+    assert [e["litellm_params"] for e in group] == [
+        {
+            "model": "openai/qwen-coder-native",
+            "api_base": "http://gpu01:8080/v1",
+            "api_key": "os.environ/LLAMACPP_API_KEY",
+        },
+        {
+            "model": "openai/qwen-coder-native",
+            "api_base": "http://10.0.0.12:8080/v1",
+            "api_key": "os.environ/LLAMACPP_API_KEY",
+        },
+    ]
+
+
+def test_api_base_is_the_one_in_the_plans_record(catalog, hosts):
+    """The gateway calls a server where its probes call it: a specific bind is used as it is."""
+    catalog["backends"]["llamacpp"]["bind"] = "10.0.0.5"
+    for model in catalog["models"][2:]:
+        model["hosts"] = ["gpu02"]
+    config = litellm_config(build_plan(catalog, hosts), "gpu01", {})
+    served = [(e["model_info"]["id"], e["litellm_params"]["api_base"]) for e in config["model_list"]]
+    assert served == [
+        ("qwen-coder@gpu01", "http://127.0.0.1:8001/v1"),
+        ("qwen-math@gpu01", "http://127.0.0.1:8001/v1"),
+        ("llama2-13b-vllm@gpu01", "http://127.0.0.1:8001/v1"),
+        ("qwen-coder-ollama@gpu01", "http://gpu01:11434"),
+        ("qwen-coder-ollama@gpu02", "http://gpu02:11434"),
+        ("qwen-coder-cpp@gpu02", "http://10.0.0.5:8000/v1"),
+        ("qwen-coder-native@gpu02", "http://10.0.0.5:8080/v1"),
+        ("meta-llama/*@gpu01", "http://127.0.0.1:8001/v1"),
+    ]
 
 
 def test_llamacpp_without_key_gets_a_placeholder(catalog, hosts):
     config = litellm_config(build_plan(catalog, hosts), "gpu01", {})
-    assert entries(config, "qwen-coder-cpp")[0]["litellm_params"]["api_key"] == "no-key"
-    assert "api_key" not in entries(config, "qwen-coder")[0]["litellm_params"]
+    assert [e["litellm_params"]["api_key"] for e in entries(config, "qwen-coder-cpp")] == ["no-key", "no-key"]
+    assert [e["litellm_params"] for e in entries(config, "qwen-coder-ollama")] == [
+        {"model": "ollama_chat/qwen2.5-coder:7b", "api_base": "http://gpu01:11434"},
+        {"model": "ollama_chat/qwen2.5-coder:7b", "api_base": "http://gpu02:11434"},
+    ]
+
+
+def test_vllm_without_key_gets_no_key(catalog, hosts):
+    config = litellm_config(build_plan(catalog, hosts), "gpu01", {})
+    assert entries(config, "qwen-coder")[0]["litellm_params"] == {
+        "model": "hosted_vllm/qwen-coder",
+        "api_base": "http://127.0.0.1:8001/v1",
+    }
 
 
 def test_pattern_route_is_a_wildcard_to_its_model_with_a_health_check_model(config):

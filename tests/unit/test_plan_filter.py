@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.labai.llm_stack.plugins.filter.plan import FilterModule
-from ansible_collections.labai.llm_stack.plugins.module_utils.catalog import build_plan
+from ansible_collections.labai.llm_stack.plugins.plugin_utils.plan import build_plan
 
 plan = FilterModule().filters()["plan"]
 
@@ -30,7 +30,10 @@ def test_returns_the_plan(catalog, hosts):
             id="one-problem",
         ),
         pytest.param(
-            {"gateway": {"port": 8001}, "routes": [{"pattern": "meta-llama", "model": "qwen-coder"}]},
+            {
+                "gateway": {"port": 8001, "hosts": ["gpu01"]},
+                "routes": [{"pattern": "meta-llama", "model": "qwen-coder"}],
+            },
             "llm_stack_catalog is invalid (2 problems):\n"
             "  - gateway.port: 8001 on host gpu01 is already used by models[0] (qwen-coder); "
             "give each service its own port\n"

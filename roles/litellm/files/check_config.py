@@ -1,10 +1,11 @@
 """Check, without starting a server, that the LiteLLM proxy loads a config and that it is consistent.
 
-    <litellm venv>/bin/python check_config.py CONFIG      (exit 0: it loads; 1: the problems are printed)
+    <litellm venv>/bin/python check_config.py CONFIG [ENV_FILE]   (exit 0: it loads; 1: the problems are printed)
 
 `litellm --validate_config` passes a config whose deployments the router silently drops (an unknown
 provider prefix) or whose fallbacks name a group that does not exist: this check catches those too.
-Run it with the same environment as the proxy (the os.environ/NAME references must resolve).
+ENV_FILE is the unit's env file (NAME=VALUE lines): it is read here, so the secrets the os.environ/NAME
+references need never travel on a command line or through the caller's environment.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ import sys
 import yaml
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def load_env_file(path: str) -> None:
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            name, sep, value = line.rstrip("\n").partition("=")
+            if sep and name.strip() and not name.lstrip().startswith("#"):
+                os.environ[name.strip()] = value
 
 
 def unresolved_env(value: object) -> list[str]:
@@ -77,6 +86,12 @@ def router_problems(raw: dict, router) -> list[str]:
 
 def main() -> int:
     path = sys.argv[1]
+    if len(sys.argv) > 2:
+        try:
+            load_env_file(sys.argv[2])
+        except OSError as error:
+            print(f"PROBLEM: the env file {sys.argv[2]} is not readable: {error}")
+            return 1
     try:
         with open(path, encoding="utf-8") as handle:
             raw = yaml.safe_load(handle) or {}

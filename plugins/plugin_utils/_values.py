@@ -1,0 +1,194 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Describing catalog values in messages, and the rules a setting's value must follow."""
+
+from __future__ import annotations
+
+import ipaddress
+import posixpath
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
+NAME_FIX = "use letters, digits and . _ : / - (starting with a letter or digit)"
+
+
+def is_mapping(value: object) -> bool:
+    return isinstance(value, Mapping)
+
+
+def is_list(value: object) -> bool:
+    return isinstance(value, (list, tuple))
+
+
+def is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def kind(value: object) -> str:
+    """The YAML kind of a value, with its article: 'a string', 'an integer', 'null'."""
+    if value is None:
+        return "null"
+    kinds = ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"))
+    for python_type, kind in kinds:
+        if isinstance(value, python_type):
+            return kind
+    if is_list(value):
+        return "a list"
+    if is_mapping(value):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def show(value: object) -> str:
+    """A scalar as YAML would spell it ('name', 8001, true, null); other values by their kind."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(str(value))
+    return kind(value)
+
+
+def plain(value: object) -> object:
+    """A copy made of plain dict, list, str, int, float and bool (no Ansible-tagged subclasses)."""
+    if is_mapping(value):
+        return {str(key): plain(item) for key, item in value.items()}
+    if is_list(value):
+        return [plain(item) for item in value]
+    for python_type in (bool, int, float, str):
+        if isinstance(value, python_type):
+            return python_type(value)
+    return value
+
+
+def slug(name: str) -> str:
+    """The unit-name form of a public name: lowercase, runs of other characters become '-'."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def name_problem(value: str) -> tuple[str, str] | None:
+    """What is wrong with a public name or alias, and how to fix it; None when it is fine."""
+    if not value:
+        return "the name is empty", "give it a public name such as qwen-coder"
+    if len(value) > 128:
+        return f"{value[:40]!r}... is longer than 128 characters", "use a shorter name"
+    if not NAME_PATTERN.fullmatch(value):
+        return f"{value!r} has characters the gateway cannot route", NAME_FIX
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Settings blocks: one rule per known key (default, check, fix)
+
+Check = Callable[[object], list[tuple[str, str]]]  # value -> [(field suffix, what is wrong)]
+
+
+@dataclass(frozen=True)
+class Rule:
+    default: object
+    check: Check
+    fix: str
+    normalise: Callable[[object], object] = plain
+
+
+def positive_int(value: object) -> list[tuple[str, str]]:
+    if is_int(value) and value > 0:
+        return []
+    return [("", f"{show(value)} is not a positive integer")]
+
+
+def int_at_least(minimum: int) -> Check:
+    def check(value: object) -> list[tuple[str, str]]:
+        if is_int(value) and value >= minimum:
+            return []
+        return [("", f"{show(value)} is not an integer of {minimum} or more")]
+
+    return check
+
+
+def fraction(value: object) -> list[tuple[str, str]]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1:
+        return []
+    return [("", f"{show(value)} is not a number greater than 0 and at most 1")]
+
+
+def one_of(label: str, choices: tuple[str, ...]) -> Check:
+    def check(value: object) -> list[tuple[str, str]]:
+        if isinstance(value, str) and value in choices:
+            return []
+        return [("", f"{show(value)} is not a known {label}")]
+
+    return check
+
+
+def string(value: object) -> list[tuple[str, str]]:
+    return [] if isinstance(value, str) else [("", f"expected a string, got {kind(value)}")]
+
+
+def absolute_path(value: object) -> list[tuple[str, str]]:
+    if isinstance(value, str) and posixpath.isabs(value):
+        return []
+    if isinstance(value, str):
+        return [("", f"{value!r} is not an absolute path")]
+    return [("", f"expected a string, got {kind(value)}")]
+
+
+def strings(value: object) -> list[tuple[str, str]]:
+    if not is_list(value):
+        return [("", f"expected a list of strings, got {kind(value)}")]
+    return [
+        (f"[{index}]", f"expected a string, got {kind(item)}")
+        for index, item in enumerate(value)
+        if not isinstance(item, str)
+    ]
+
+
+def nullable(check: Check) -> Check:
+    return lambda value: [] if value is None else check(value)
+
+
+def url(value: object) -> list[tuple[str, str]]:
+    if isinstance(value, str) and re.match(r"(https?|file)://[^\s]+$", value):
+        return []
+    return [("", f"{show(value)} is not an http(s):// or file:// URL")]
+
+
+def checksum(value: object) -> list[tuple[str, str]]:
+    if isinstance(value, str) and re.fullmatch(r"sha256:[0-9a-fA-F]{64}", value):
+        return []
+    return [("", f"{show(value)} is not a sha256 checksum")]
+
+
+def ip_address(value: object) -> list[tuple[str, str]]:
+    """An IPv4 or IPv6 address to listen on: loopback, a private address, or 0.0.0.0 / :: for every interface."""
+    if isinstance(value, str):
+        try:
+            ipaddress.ip_address(value)
+            return []
+        except ValueError:
+            pass
+    return [("", f"{show(value)} is not an IP address")]
+
+
+def address_kind(address: str) -> str:
+    """'loopback', 'any' (every interface) or 'specific' for an address ip_address() accepted."""
+    parsed = ipaddress.ip_address(address)
+    if parsed.is_loopback:
+        return "loopback"
+    if parsed.is_unspecified:
+        return "any"
+    return "specific"
+
+
+def url_host(address: str) -> str:
+    """An address as it stands in a URL: IPv6 in brackets."""
+    return f"[{address}]" if ":" in address else address
+
+
+def below_top_level(path: str) -> bool:
+    """True for a directory at least two levels below / (/srv/models, not /srv or /)."""
+    return len([part for part in posixpath.normpath(path).split("/") if part]) >= 2

@@ -1,0 +1,173 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One description per backend, and one for the gateway: everything the plan needs to know about a kind of
+server. Adding a backend is one description here plus one role."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import (
+    Rule,
+    absolute_path,
+    checksum,
+    fraction,
+    int_at_least,
+    nullable,
+    one_of,
+    positive_int,
+    string,
+    strings,
+    url,
+)
+
+# vLLM 0.33's --quantization methods, less the deprecated fbgemm_fp8 and fp_quant.
+QUANTIZATIONS = (
+    "awq",
+    "awq_marlin",
+    "auto_awq",
+    "gptq",
+    "gptq_marlin",
+    "auto_gptq",
+    "fp8",
+    "compressed-tensors",
+    "experts_int8",
+    "moe_wna16",
+    "modelopt",
+    "modelopt_fp4",
+    "mxfp4",
+    "quark",
+    "torchao",
+    "inc",
+)
+
+MODEL_SRC = Rule(
+    None, nullable(absolute_path), "use the absolute path of the model on the controller to copy it, or null"
+)
+EXTRA_ARGS = Rule([], strings, "write extra_args as a list of strings, such as ['--enforce-eager']")
+
+
+def _tag(model: str) -> str:
+    """Ollama lists an untagged model as NAME:latest, on /api/tags and /v1/models alike."""
+    return model if ":" in model else f"{model}:latest"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A kind of server the catalog can place models on."""
+
+    name: str
+    # True: one service (unit, port) per model. False: one server per host shared by its models.
+    per_model: bool
+    # The catalog field naming what to serve, and how to fill it in.
+    source_field: str
+    source_fix: str
+    # The per-model settings block named after the backend: one rule per key.
+    settings: dict[str, Rule]
+    # How the LiteLLM gateway calls it: provider prefix and the API path after host:port.
+    provider: str
+    api_path: str
+    # The inventory variable holding the key its servers require (empty: it takes none).
+    key_variable: str
+    # Seconds a server may take to be ready after a (re)start, unless the catalog says otherwise.
+    ready_timeout: int
+    # Whether the gateway must send some key even when the servers take none (LiteLLM's OpenAI client does).
+    placeholder_key: bool = False
+    # The shared server's port (per_model False); per-model backends take the model's port.
+    default_port: int | None = None
+    # Whether a model with these settings needs a GPU on its host.
+    needs_gpu: Callable[[dict], bool] = field(default=lambda settings: False)
+    # The names a server lists on /v1/models for a model: (public names, source) -> names.
+    listed_names: Callable[[list[str], str | None], list[str]] = field(default=lambda names, source: list(names))
+    # The name the gateway asks the server for: (public name, source) -> upstream model name.
+    upstream: Callable[[str, str | None], str] = field(default=lambda name, source: name)
+
+
+VLLM = Backend(
+    name="vllm",
+    per_model=True,
+    source_field="model",
+    source_fix="set a Hugging Face model id such as Qwen/Qwen2.5-Coder-7B-Instruct-AWQ or a model directory",
+    settings={
+        "quantization": Rule(
+            None,
+            nullable(one_of("quantization", QUANTIZATIONS)),
+            "use one of " + ", ".join(QUANTIZATIONS) + ", or null",
+        ),
+        "max_model_len": Rule(None, nullable(positive_int), "set the context length in tokens, such as 8192, or null"),
+        "gpu_memory_utilization": Rule(0.9, fraction, "use the share of GPU memory vLLM may take, such as 0.85", float),
+        "tensor_parallel_size": Rule(1, positive_int, "set the number of GPUs to shard the model over"),
+        "max_num_seqs": Rule(None, nullable(positive_int), "set a whole number greater than 0, or null"),
+        "download_dir": Rule(None, nullable(absolute_path), "use an absolute directory path, or null"),
+        "model_src": MODEL_SRC,
+        "extra_args": EXTRA_ARGS,
+    },
+    provider="hosted_vllm",
+    api_path="/v1",
+    key_variable="llm_stack_vllm_api_key",
+    ready_timeout=600,
+    # The cuda flavor (the default); the role's vllm_flavor: cpu serves without one.
+    needs_gpu=lambda settings: True,
+)
+
+LLAMACPP = Backend(
+    name="llamacpp",
+    per_model=True,
+    source_field="model_file",
+    source_fix="set the absolute path of the GGUF file on the host",
+    settings={
+        "flavor": Rule(
+            "python", one_of("flavor", ("native", "python")), "use python (llama-cpp-python) or native (llama-server)"
+        ),
+        "n_ctx": Rule(4096, positive_int, "set the context length in tokens, such as 4096"),
+        "n_gpu_layers": Rule(0, int_at_least(-1), "use -1 to offload every layer, 0 for CPU only, or a layer count"),
+        "threads": Rule(None, nullable(positive_int), "set a thread count greater than 0, or null"),
+        "parallel": Rule(1, positive_int, "set the number of parallel request slots, such as 1"),
+        "model_src": MODEL_SRC,
+        "model_url": Rule(None, nullable(url), "use an http(s):// or file:// URL of the GGUF file, or null"),
+        "model_checksum": Rule(None, nullable(checksum), "use 'sha256:' followed by the file's 64 hex digits, or null"),
+        "extra_args": EXTRA_ARGS,
+    },
+    provider="openai",
+    api_path="/v1",
+    key_variable="llm_stack_llamacpp_api_key",
+    ready_timeout=180,
+    placeholder_key=True,
+    needs_gpu=lambda settings: settings.get("n_gpu_layers", 0) != 0,
+)
+
+OLLAMA = Backend(
+    name="ollama",
+    per_model=False,
+    source_field="model",
+    source_fix="set an Ollama model tag such as qwen2.5-coder:7b",
+    settings={
+        "keep_alive": Rule(None, nullable(string), "use a duration string such as '5m' or '-1', or null"),
+    },
+    provider="ollama_chat",
+    api_path="",
+    key_variable="",
+    ready_timeout=120,
+    default_port=11434,
+    listed_names=lambda names, source: [_tag(source or "")],
+    upstream=lambda name, source: source or name,
+)
+
+BACKENDS: dict[str, Backend] = {backend.name: backend for backend in (LLAMACPP, OLLAMA, VLLM)}
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """The LiteLLM gateway: one per gateway host, listing every public name."""
+
+    name: str = "litellm"
+    key: str = "litellm"
+    key_variable: str = "llm_stack_litellm_master_key"
+    default_port: int = 4000
+    ready_timeout: int = 180
+    # Files besides its env file and unit that it reads, relative to the service account's ~/.config.
+    config_files: tuple[str, ...] = ("litellm/config.yaml",)
+
+
+GATEWAY = Gateway()
+DEFAULT_BIND = "127.0.0.1"
