@@ -24,7 +24,7 @@ for pid in "${pids[@]}"; do wait "$pid"; done
 # shellcheck disable=SC1091
 source .venv/bin/activate
 if [ $# -eq 0 ]; then
-  set -- tests/static tests/unit tests/collection tests/molecule
+  set -- tests/static tests/unit tests/preflight tests/collection tests/molecule
 fi
 status=0
 python -m pytest -p no:cacheprovider --durations=10 "$@" || status=$?
