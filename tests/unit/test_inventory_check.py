@@ -147,9 +147,6 @@ def test_the_example_inventory_as_shipped_asks_for_what_the_operator_fills_in() 
         f"llm_stack_litellm_master_key: fewer than 16 characters after 'sk-'; {MK_FIX}",
         "llm_stack_redis_password: empty, and the gateway's cache needs it (litellm_cache, default true); "
         f"{REDIS_FIX}, or set litellm_cache: false",
-        "llm_stack_vllm_api_key: set but empty; remove it to run vLLM without a key, or set the key",
-        "llm_stack_llamacpp_api_key: set but empty; remove it to run llama.cpp without a key, or set the key",
-        "llm_stack_hf_token: set but empty; remove it to use no Hugging Face token, or set the token",
         "ollama_archive_checksum: empty, and the catalog has Ollama models (Ollama is only installed from a "
         "verified archive); set 'sha256:' followed by the 64 hex digits of the archive at ollama_archive_url "
         "(the line for it in the release's sha256sum.txt)",
