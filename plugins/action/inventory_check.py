@@ -42,8 +42,9 @@ class ActionModule(ActionBase):
             except Exception as error:  # any failure of one variable's template is that variable's problem
                 unresolved[name] = getattr(error, "message", None) or str(error)
         hosts = self._hosts(task_vars)
+        addresses = self._addresses(task_vars, hosts, unresolved)
 
-        problems, plan = check_inventory(values, hosts, ROLES_DIR, host, unresolved)
+        problems, plan = check_inventory(values, hosts, ROLES_DIR, host, unresolved, addresses=addresses)
         result["changed"] = False
         result["problems"] = problems
         if problems:
@@ -59,6 +60,19 @@ class ActionModule(ActionBase):
                 "controller files and role settings checked"
             )
         return result
+
+    def _addresses(self, task_vars: dict, hosts: list[str], unresolved: dict) -> dict:
+        """Each host's llm_stack_address (where other hosts reach its servers bound to every interface)."""
+        hostvars = task_vars.get("hostvars") or {}
+        addresses = {}
+        for name in hosts:
+            try:
+                raw = hostvars[name].get("llm_stack_address")
+                if raw is not None:
+                    addresses[name] = self._templar.template(raw)
+            except Exception as error:  # that host's address is one problem, named after it
+                unresolved[f"llm_stack_address of {name}"] = getattr(error, "message", None) or str(error)
+        return addresses
 
     def _hosts(self, task_vars: dict) -> list[str]:
         groups = task_vars.get("groups") or {}

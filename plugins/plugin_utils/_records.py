@@ -156,7 +156,7 @@ def record(service: Service, host: str, addresses: Mapping[str, str]) -> dict:
     if backend is None:
         names = _names(service.models)
     else:
-        listed = (backend.listed_names(model.public_names, model.model) for model in here)
+        listed = (backend.listed_names(model.public_names, model.model, model.settings) for model in here)
         names = list(dict.fromkeys(name for names in listed for name in names))
     entry = {
         "key": service.key,

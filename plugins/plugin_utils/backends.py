@@ -77,8 +77,10 @@ class Backend:
     default_port: int | None = None
     # Whether a model with these settings needs a GPU on its host.
     needs_gpu: Callable[[dict], bool] = field(default=lambda settings: False)
-    # The names a server lists on /v1/models for a model: (public names, source) -> names.
-    listed_names: Callable[[list[str], str | None], list[str]] = field(default=lambda names, source: list(names))
+    # The names a server lists on /v1/models for a model: (public names, source, settings) -> names.
+    listed_names: Callable[[list[str], str | None, dict], list[str]] = field(
+        default=lambda names, source, settings: list(names)
+    )
     # The name the gateway asks the server for: (public name, source) -> upstream model name.
     upstream: Callable[[str, str | None], str] = field(default=lambda name, source: name)
 
@@ -133,6 +135,8 @@ LLAMACPP = Backend(
     key_variable="llm_stack_llamacpp_api_key",
     ready_timeout=180,
     placeholder_key=True,
+    # llama-cpp-python's server (the python flavor) serves one alias; llama-server (native) takes several.
+    listed_names=lambda names, source, settings: list(names) if settings.get("flavor") == "native" else names[:1],
     needs_gpu=lambda settings: settings.get("n_gpu_layers", 0) != 0,
 )
 
@@ -149,7 +153,7 @@ OLLAMA = Backend(
     key_variable="",
     ready_timeout=120,
     default_port=11434,
-    listed_names=lambda names, source: [_tag(source or "")],
+    listed_names=lambda names, source, settings: [_tag(source or "")],
     upstream=lambda name, source: source or name,
 )
 

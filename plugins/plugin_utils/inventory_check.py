@@ -191,7 +191,9 @@ def _unresolved_line(name: str, error: str, secret: bool) -> str:
 # The catalog and the files it names on the controller
 
 
-def _plan(variables: Mapping, hosts: list[str], host: str, problems: list[str]) -> dict | None:
+def _plan(
+    variables: Mapping, hosts: list[str], host: str, problems: list[str], addresses: Mapping | None = None
+) -> dict | None:
     if CATALOG not in variables:
         problems.append(
             f"{CATALOG}: not defined; declare the model catalog in the inventory's group_vars "
@@ -199,7 +201,7 @@ def _plan(variables: Mapping, hosts: list[str], host: str, problems: list[str]) 
         )
         return None
     try:
-        plan = build_plan(variables[CATALOG], list(hosts))
+        plan = build_plan(variables[CATALOG], list(hosts), addresses)
     except CatalogError as error:
         problems.extend(str(line) for line in error.problems)
         return None
@@ -270,16 +272,19 @@ def _checksum(variables: Mapping, name: str, needed_by: str, archive: str) -> st
     return None
 
 
-def _checksums(variables: Mapping, plan: Mapping, skip: Iterable[str]) -> list[str]:
-    models = list(plan.get("models") or [])
+def _checksums(variables: Mapping, plan: Mapping, skip: Iterable[str], host: str) -> list[str]:
+    """The archives this host installs from must come with their checksums."""
+    here = {model for record in _records(plan, host) for model in record.get("models") or []}
+    models = [model for model in plan.get("models") or [] if model.get("name") in here]
     problems = []
     if "ollama_archive_checksum" not in skip and any(model.get("backend") == "ollama" for model in models):
         needed_by = "the catalog has Ollama models (Ollama is only installed from a verified archive)"
         archive = "the archive at ollama_archive_url (the line for it in the release's sha256sum.txt)"
         problems.append(_checksum(variables, "ollama_archive_checksum", needed_by, archive))
+    index_of = {model.get("name"): index for index, model in enumerate(plan.get("models") or [])}
     native = [
-        f"models[{index}] ({model.get('name')})"
-        for index, model in enumerate(models)
+        f"models[{index_of[model.get('name')]}] ({model.get('name')})"
+        for model in models
         if model.get("backend") == "llamacpp" and (model.get("settings") or {}).get("flavor") == "native"
     ]
     if native and "llamacpp_native_source_checksum" not in skip:
@@ -346,12 +351,17 @@ def _optional_secret(variables: Mapping, name: str) -> str | None:
     return None
 
 
-def _secrets(variables: Mapping, skip: Iterable[str]) -> list[str]:
+def _records(plan: Mapping, host: str) -> list[Mapping]:
+    return list((plan.get("hosts") or {}).get(host, {}).get("services") or [])
+
+
+def _secrets(variables: Mapping, skip: Iterable[str], gateway_here: bool) -> list[str]:
+    """The gateway's secrets where it runs (or wherever it may run, when the catalog gave no plan)."""
     skip = set(skip)
     problems = []
-    if MASTER_KEY not in skip:
+    if MASTER_KEY not in skip and gateway_here:
         problems.append(_master_key(variables))
-    if REDIS_PASSWORD not in skip:
+    if REDIS_PASSWORD not in skip and gateway_here:
         problems.append(_redis_password(variables))
     problems.extend(_optional_secret(variables, name) for name in OPTIONAL_SECRETS if name not in skip)
     return [problem for problem in problems if problem]
@@ -650,6 +660,8 @@ def check_inventory(
     roles_dir: Path,
     host: str,
     unresolved: Mapping[str, str] | None = None,
+    *,
+    addresses: Mapping | None = None,
 ) -> tuple[list[str], dict | None]:
     """Every problem of the host's inventory variables, and the plan (None when the catalog is unusable).
 
@@ -667,11 +679,12 @@ def check_inventory(
         problems.append(problem)
     plan = None
     if CATALOG not in unresolved:
-        plan = _plan(variables, hosts, host, problems)
-    problems.extend(_secrets(variables, unresolved))
+        plan = _plan(variables, hosts, host, problems, addresses)
+    gateway_here = plan is None or any(record.get("backend") == "litellm" for record in _records(plan, host))
+    problems.extend(_secrets(variables, unresolved, gateway_here))
     if plan is not None:
         problems.extend(_controller_files(plan))
-        problems.extend(_checksums(variables, plan, unresolved))
+        problems.extend(_checksums(variables, plan, unresolved, host))
     problems.extend(_settings(variables, specs, unresolved))
     return problems, plan
 
@@ -682,6 +695,8 @@ def inventory_problems(
     roles_dir: Path,
     host: str,
     unresolved: Mapping[str, str] | None = None,
+    *,
+    addresses: Mapping | None = None,
 ) -> list[str]:
     """Every problem of the host's (templated) inventory variables, one line each; empty when none."""
-    return check_inventory(variables, hosts, roles_dir, host, unresolved)[0]
+    return check_inventory(variables, hosts, roles_dir, host, unresolved, addresses=addresses)[0]

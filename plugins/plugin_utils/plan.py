@@ -13,6 +13,7 @@ Every problem reads ``<location>.<field>: <what is wrong>; <how to fix it>``, wh
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from ansible_collections.labai.llm_stack.plugins.plugin_utils import _catalog_links as links
@@ -22,6 +23,9 @@ from ansible_collections.labai.llm_stack.plugins.plugin_utils._checker import CA
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import is_mapping, kind
 
 __all__ = ["CatalogError", "build_plan"]
+
+# A DNS name, an IPv4 address or an IPv6 address (no scheme, no port, no path).
+ADDRESS = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")
 
 
 def _addresses(check: Checker, addresses: object, play_hosts: list[str]) -> dict[str, str]:
@@ -35,10 +39,16 @@ def _addresses(check: Checker, addresses: object, play_hosts: list[str]) -> dict
     for host, address in addresses.items():
         if host not in play_hosts:
             continue
-        if isinstance(address, str) and address.strip():
+        if isinstance(address, str) and ADDRESS.fullmatch(address.strip()):
             found[str(host)] = str(address).strip()
         else:
-            what = "the value is empty" if isinstance(address, str) else f"expected a string, got {kind(address)}"
+            what = (
+                "the value is empty"
+                if isinstance(address, str) and not address.strip()
+                else f"{address!r} is not a DNS name or IP address"
+                if isinstance(address, str)
+                else f"expected a string, got {kind(address)}"
+            )
             check.add(f"llm_stack_address of {host}", "", what, "set the address or DNS name other hosts reach it at")
     return found
 

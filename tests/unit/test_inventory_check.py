@@ -198,7 +198,7 @@ def test_a_planner_that_breaks_is_one_problem_not_a_traceback(monkeypatch: pytes
     ]
 
 
-def test_a_planner_with_an_optional_third_parameter_is_called_with_two(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_hosts_addresses_reach_the_planner(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
 
     def planner(catalog: dict, hosts: list[str], addresses: object = None) -> dict:
@@ -207,7 +207,37 @@ def test_a_planner_with_an_optional_third_parameter_is_called_with_two(monkeypat
 
     monkeypatch.setattr(inventory_check, "build_plan", planner)
     assert problems_of(valid()) == []
-    assert calls == [None]
+    assert problems_of(valid(), addresses={HOST: "10.0.0.5"}) == []
+    assert calls == [None, {HOST: "10.0.0.5"}]
+
+
+def test_an_address_that_is_a_url_is_refused() -> None:
+    assert problems_of(valid(), addresses={HOST: "http://gpu01:8000"}) == [
+        "llm_stack_address of gpu01: 'http://gpu01:8000' is not a DNS name or IP address; "
+        "set the address or DNS name other hosts reach it at"
+    ]
+
+
+def test_a_host_without_the_gateway_or_ollama_needs_neither_their_secrets_nor_their_archive() -> None:
+    catalog = small_catalog()
+    catalog["gateway"]["hosts"] = [HOST]
+    catalog["backends"] = {"vllm": {"bind": "0.0.0.0"}, "llamacpp": {"bind": "0.0.0.0"}}
+    catalog["models"][1]["hosts"] = [HOST]
+    other = valid(
+        llm_stack_catalog=catalog,
+        llm_stack_litellm_master_key=ABSENT,
+        llm_stack_redis_password=ABSENT,
+        ollama_archive_checksum=ABSENT,
+    )
+    assert problems_of(other, [HOST, "gpu02"], host="gpu02") == []
+    assert problems_of(other, [HOST, "gpu02"], host=HOST) == [
+        f"llm_stack_litellm_master_key: not set; {MK_FIX}",
+        "llm_stack_redis_password: not set, and the gateway's cache needs it (litellm_cache, default true); "
+        f"{REDIS_FIX}, or set litellm_cache: false",
+        "ollama_archive_checksum: not set, and the catalog has Ollama models (Ollama is only installed from a "
+        "verified archive); set 'sha256:' followed by the 64 hex digits of the archive at ollama_archive_url "
+        "(the line for it in the release's sha256sum.txt)",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -650,3 +650,11 @@ def test_a_refused_bind_brings_no_follow_on_problem(catalog, hosts):
         "backends.llamacpp.bind: 'localhost' is not an IP address; use an IP address of the host: 127.0.0.1, "
         "a private address, or 0.0.0.0 for every interface"
     ]
+
+
+def test_the_python_flavor_lists_one_name_and_native_every_alias(catalog, hosts):
+    catalog["models"][2]["aliases"] = ["cpp-alias"]
+    catalog["models"][3]["aliases"] = ["native-alias"]
+    records = {record["key"]: record for record in build_plan(catalog, hosts)["hosts"]["gpu02"]["services"]}
+    assert records["llamacpp-qwen-coder-cpp"]["names"] == ["qwen-coder-cpp"]
+    assert records["llamacpp-qwen-coder-native"]["names"] == ["qwen-coder-native", "native-alias"]
