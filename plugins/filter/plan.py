@@ -36,7 +36,7 @@ options:
     required: true
   addresses:
     description:
-      - Where other hosts reach each host's servers that bind every interface (C(bind: 0.0.0.0)), by
+      - Where other hosts reach each host's servers that bind every interface (a C(bind) of C(0.0.0.0)), by
         inventory hostname (the hosts' C(llm_stack_address)); a host not listed is reached by its name.
     type: dict
     default: {}
