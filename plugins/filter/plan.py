@@ -14,7 +14,7 @@ short_description: Check the LLM model catalog and turn it into per-host service
 description:
   - Validates O(_input), the C(llm_stack_catalog) inventory variable, against the hosts of the play.
   - Reports every problem at once, one line each, naming the catalog entry, the field and the fix.
-  - Returns the plan every role and phase of the collection reads, with defaults filled in: for each host the
+  - Returns the plan every role and phase of the collection reads, with defaults filled in; for each host the
     finished records of the services it runs, so that nothing downstream derives a unit name, a port, an
     address or a timeout again.
   - One systemd user unit per vLLM or llama.cpp model, one C(llm-ollama.service) per host shared by all
