@@ -26,6 +26,9 @@ from pathlib import Path
 
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import is_int as _is_int
+from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import kind as _kind
+from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import show as _show
 from ansible_collections.labai.llm_stack.plugins.plugin_utils.plan import CatalogError, build_plan
 
 CATALOG = "llm_stack_catalog"
@@ -96,38 +99,6 @@ Problem = tuple[str, str]  # (what is wrong, how to fix it)
 
 # ---------------------------------------------------------------------------------------------------------
 # Describing values (never a secret's)
-
-
-def _kind(value: object) -> str:
-    """The YAML kind of a value, with its article: 'a string', 'an integer', 'null'."""
-    if value is None:
-        return "null"
-    kinds = ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"))
-    for python_type, kind in kinds:
-        if isinstance(value, python_type):
-            return kind
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return f"a {type(value).__name__}"
-
-
-def _show(value: object) -> str:
-    """A scalar as YAML would spell it; other values by their kind."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return repr(str(value))
-    return _kind(value)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _line(name: str, problem: Problem) -> str:
