@@ -14,7 +14,7 @@ cache_dir="${XDG_CACHE_HOME:-$HOME/.cache}/llm-stack-lab"
 work_root="${LAB_BUILD_DIR:-/var/tmp/llm-stack-lab}"
 lab_user="labops"
 lab_uid=1000
-packages="systemd,systemd-sysv,dbus,python3,python3-apt,sudo,ca-certificates,libpam-systemd,dbus-user-session,iproute2,procps"
+packages="systemd,systemd-sysv,dbus,python3,python3-apt,sudo,ca-certificates,libpam-systemd,dbus-user-session,iproute2,procps,openssh-server"
 # Debian 12 has no ubuntu-keyring package: take the archive key from Ubuntu's own package, pinned.
 ubuntu_keyring_deb="ubuntu-keyring_2023.11.28.1_all.deb"
 ubuntu_keyring_sha256="36de43b15853ccae0028e9a767613770c704833f82586f28eb262f0311adb8a8"
@@ -57,6 +57,31 @@ apt_sources() {  # distribution suite mirror
   esac
 }
 
+# Every lab host is reached over SSH as real hosts are. A host key made at image build would be shared by
+# every container of the image: each container makes its own at first boot instead, and lab/up.yml reads
+# it through podman to write the controller's known hosts. The lab's client key is installed by lab/up.yml.
+ssh_host_keys_per_container() {
+  local rootfs=$1
+  rm -f "$rootfs"/etc/ssh/ssh_host_*
+  cat > "$rootfs/etc/systemd/system/lab-ssh-host-keys.service" <<'UNIT'
+[Unit]
+Description=Make this lab host's own SSH host keys
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+# Not before ssh.socket: sockets come before every ordinary service, so that would be an ordering cycle.
+Before=ssh.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=multi-user.target ssh.service
+UNIT
+  chroot "$rootfs" systemctl enable --quiet lab-ssh-host-keys.service
+  # A container may not set its audit login uid: a required pam_loginuid refuses every SSH login.
+  sed -i 's/^session\s\+required\s\+pam_loginuid.so/session optional pam_loginuid.so/' "$rootfs/etc/pam.d/sshd"
+}
+
 build() {
   local distribution=$1 suite=$2 image=$3
   # The recipe is this script and the platform's line: an image built from another recipe is rebuilt.
@@ -92,6 +117,7 @@ build() {
   chroot "$rootfs" useradd --create-home --shell /bin/bash --uid "$lab_uid" --user-group "$lab_user"
   echo "$lab_user ALL=(ALL) NOPASSWD: ALL" > "$rootfs/etc/sudoers.d/$lab_user"
   chmod 0440 "$rootfs/etc/sudoers.d/$lab_user"
+  ssh_host_keys_per_container "$rootfs"
   # A real host has package lists (check mode cannot refresh them); the downloaded .debs go.
   chroot "$rootfs" apt-get update -qq
   : > "$rootfs/etc/machine-id"

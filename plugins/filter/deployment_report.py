@@ -14,7 +14,8 @@ description:
     C(llm_stack_fallbacks), C(llm_stack_backups), C(llm_stack_restarted), C(llm_stack_failure),
     C(llm_stack_rollback), C(llm_stack_rollback_failure)) and returns the report; the outcome, the phases
     with status and duration, the quality gates (gate, required, actual, met), models registered, per-model
-    time to first token and latency, fallbacks proven, backups, and what was rolled back.
+    time to first token and latency, fallbacks proven (or why a chain was not: C(skipped)), backups, and what
+    was rolled back.
   - The records hold no secret, so neither does the report.
   - P(labai.llm_stack.deployment_report_markdown#filter) renders it as Markdown.
 positional: meta
@@ -87,7 +88,9 @@ def _gates(runs: dict, phases: list[dict], ttft_max: float, smoke_tested: bool) 
     registered = sorted({name for run in runs.values() for name in run.get("llm_stack_registered") or []})
     health = [run.get("llm_stack_gateway_health") for run in runs.values() if run.get("llm_stack_gateway_health")]
     smoke = [entry for run in runs.values() for entry in run.get("llm_stack_smoke") or []]
-    proven = sorted({entry["model"] for run in runs.values() for entry in run.get("llm_stack_fallbacks") or []})
+    fallbacks = [entry for run in runs.values() for entry in run.get("llm_stack_fallbacks") or []]
+    proven = sorted({entry["model"] for entry in fallbacks if not entry.get("skipped")})
+    unchanged = sorted({entry["model"] for entry in fallbacks if entry.get("skipped") == "unchanged"})
     preflight = next((phase for phase in phases if str(phase["number"]) == "1"), None)
     ttfts = [entry["ttft"] for entry in smoke if entry["stream"]]
 
@@ -141,13 +144,33 @@ def _gates(runs: dict, phases: list[dict], ttft_max: float, smoke_tested: bool) 
     )
     gates.append(
         _gate(
-            "Fallback chains proven",
+            "Fallback chains proven (in this run, or unchanged since)",
             len(chains),
-            len(proven) if proven or not chains else NOT_MEASURED,
-            set(chains) <= set(proven),
+            _proven_count(proven, unchanged, chains),
+            set(chains) <= set(proven) | set(unchanged),
         )
     )
     return gates
+
+
+def _proven_count(proven: list[str], unchanged: list[str], chains: list[str]):
+    if not (proven or unchanged) and chains:
+        return NOT_MEASURED
+    if not unchanged:
+        return len(proven)
+    return f"{len(proven)} proven, {len(unchanged)} unchanged since proven"
+
+
+SKIPPED_WORDS = {
+    "unchanged": "not proven again: no unit serving the chain, nor the gateway, restarted in this run",
+    "never": "not proven: llm_stack_prove_fallbacks is never",
+}
+
+
+def _served_by(entry: dict) -> str:
+    if entry.get("skipped"):
+        return SKIPPED_WORDS.get(entry["skipped"], f"not proven: {entry['skipped']}")
+    return ", ".join(entry["served_by"])
 
 
 def _models(runs: dict) -> list[dict]:
@@ -254,7 +277,7 @@ def deployment_report_markdown(report: dict) -> str:
         *_table(
             ["Primary (stopped)", "Chain", "Served by", "Attempted fallbacks"],
             [
-                [f["model"], " -> ".join(f["chain"]), ", ".join(f["served_by"]), f["attempted_fallbacks"]]
+                [f["model"], " -> ".join(f["chain"]), _served_by(f), f.get("attempted_fallbacks", "")]
                 for f in report["fallbacks"]
             ],
         ),

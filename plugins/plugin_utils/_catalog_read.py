@@ -66,6 +66,7 @@ class BackendEntry:
     port: int | None = None
     listener: Listener | None = None
     ready_timeout: int = 0
+    trusted_network: bool = False  # for a backend without authentication: the operator trusts its network
 
 
 @dataclass
@@ -167,16 +168,24 @@ def _backend(check: Checker, name: str, raw: object, entry: BackendEntry) -> Non
         return
     where = f"backends.{name}"
     shared_port = BACKENDS[name].default_port is not None
-    check.unknown_fields(where, raw, ("bind", "enabled", "ready_timeout") + (("port",) if shared_port else ()))
-    enabled = raw.get("enabled", True)
-    if isinstance(enabled, bool):
-        entry.enabled = enabled
-    else:
-        check.add(where, "enabled", f"{show(enabled)} is not a boolean", "use true or false")
+    keyless = not BACKENDS[name].key_variable
+    fields = ("bind", "enabled", "ready_timeout") + (("port",) if shared_port else ()) + (("trusted_network",) if keyless else ())
+    check.unknown_fields(where, raw, fields)
+    entry.enabled = _flag(check, where, raw, "enabled", True)
+    if keyless:
+        entry.trusted_network = _flag(check, where, raw, "trusted_network", False)
     if "port" in raw and shared_port:
         entry.port = check.port(where, "port", raw["port"])
     entry.listener = _listener(check, where, raw, entry.listener)
     entry.ready_timeout = _ready_timeout(check, where, raw, entry.ready_timeout)
+
+
+def _flag(check: Checker, where: str, raw: Mapping, name: str, default: bool) -> bool:
+    value = raw.get(name, default)
+    if isinstance(value, bool):
+        return value
+    check.add(where, name, f"{show(value)} is not a boolean", "use true or false")
+    return default
 
 
 def models(

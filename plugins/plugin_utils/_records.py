@@ -13,7 +13,7 @@ from ansible_collections.labai.llm_stack.plugins.plugin_utils._catalog_read impo
     Listener,
     ModelEntry,
 )
-from ansible_collections.labai.llm_stack.plugins.plugin_utils._checker import Checker
+from ansible_collections.labai.llm_stack.plugins.plugin_utils._checker import CATALOG, Checker
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import address_kind, url_host
 from ansible_collections.labai.llm_stack.plugins.plugin_utils.backends import BACKENDS, GATEWAY
 
@@ -101,9 +101,14 @@ def ports(check: Checker, found: list[Service], play_hosts: list[str]) -> None:
         check.add(service.where, "port", what, "give each service its own port")
 
 
-def reachability(check: Checker, found: list[Service]) -> None:
-    """Every backend must be reachable from every gateway, through the one address its records carry."""
-    gateway_hosts = [host for service in found if service.backend == GATEWAY.name for host in service.hosts]
+def gateway_hosts(found: list[Service]) -> list[str]:
+    return [host for service in found if service.backend == GATEWAY.name for host in service.hosts]
+
+
+def reachability(check: Checker, found: list[Service], backends: Mapping[str, BackendEntry]) -> None:
+    """Every backend must be reachable from every gateway, through the one address its records carry, and
+    one without authentication only over a network the operator trusts."""
+    gateways = gateway_hosts(found)
     specific: dict[str, tuple[str, list[str]]] = {}  # address -> (first field binding it, hosts)
     for service in found:
         listener = service.listener
@@ -113,11 +118,24 @@ def reachability(check: Checker, found: list[Service]) -> None:
         if kind == "specific":
             field_name, hosts = specific.setdefault(listener.bind, (listener.field, []))
             hosts.extend(host for host in service.hosts if host not in hosts)
-        if service.backend == GATEWAY.name or kind != "loopback":
+        if service.backend == GATEWAY.name:
             continue
+        unauthenticated = not BACKENDS[service.backend].key_variable and not backends[service.backend].trusted_network
         for host in service.hosts:
-            away = [gateway for gateway in gateway_hosts if gateway != host]
-            if away:
+            away = [gateway for gateway in gateways if gateway != host]
+            if away and kind != "loopback" and unauthenticated:
+                what = (
+                    f"the gateway on {away[0]} would reach the {service.backend} server on {host} over the network, "
+                    f"and {service.backend} has no authentication: anyone who reaches {host} can use it"
+                )
+                fix = (
+                    f"serve it on the gateway's host only, bound to 127.0.0.1, or, where that network is trusted "
+                    f"(a private network, a firewall that lets only the gateways in), set "
+                    f"{CATALOG}.backends.{service.backend}.trusted_network: true"
+                )
+                check.add(f"backends.{service.backend}", "", what, fix)
+                break
+            if away and kind == "loopback":
                 what = (
                     f"{listener.bind} is a loopback address, so the gateway on {away[0]} cannot reach "
                     f"{service.where} on {host}"
@@ -148,7 +166,7 @@ def _names(models: list[ModelEntry]) -> list[str]:
     return [public for model in models for public in model.public_names]
 
 
-def record(service: Service, host: str, addresses: Mapping[str, str]) -> dict:
+def record(service: Service, host: str, addresses: Mapping[str, str], gateways: list[str]) -> dict:
     """The finished record of one service on one host: nothing about it is left to derive."""
     probe_url, reach_url = _urls(service, host, addresses)
     backend = BACKENDS.get(service.backend)
@@ -173,6 +191,8 @@ def record(service: Service, host: str, addresses: Mapping[str, str]) -> dict:
         "ready_timeout": service.ready_timeout,
         "needs_gpu": bool(backend) and any(backend.needs_gpu(model.settings) for model in here),
         "key_variable": backend.key_variable if backend else GATEWAY.key_variable,
+        # The gateways on other hosts that reach this server over the network.
+        "reached_from": [gateway for gateway in gateways if gateway != host] if backend else [],
         "config_files": [] if backend else list(GATEWAY.config_files),
     }
     if backend and backend.per_model:
@@ -209,7 +229,11 @@ def assemble(
     return {
         "models": plan_models,
         "hosts": {
-            host: {"services": [record(service, host, addresses) for service in found if host in service.hosts]}
+            host: {
+                "services": [
+                    record(service, host, addresses, gateway_hosts(found)) for service in found if host in service.hosts
+                ]
+            }
             for host in play_hosts
         },
         "public_names": sorted(_names(models)),

@@ -85,8 +85,10 @@ DEFER_RESTART_FIX = "remove it; phase 2 defers every restart to phase 3 itself"
 
 # Facts the roles set while they run: role-prefixed, but never the inventory's.
 ROLE_FACTS = frozenset({"service_account_info", "openai_ready_results"})
+# Settings of the phases that take one of a few words.
+PHASE_CHOICES = {"llm_stack_prove_fallbacks": ("changed", "always", "never")}
 # The llm_stack_* inventory variables this check reads.
-STACK_VARIABLES = (CATALOG, *SECRETS, *(name for name in MOVED if name.startswith("llm_stack_")))
+STACK_VARIABLES = (CATALOG, *SECRETS, *PHASE_CHOICES, *(name for name in MOVED if name.startswith("llm_stack_")))
 
 CHECKSUM_PATTERN = re.compile(r"sha256:[0-9a-fA-F]{64}")
 CHECKSUM_FIX = "set 'sha256:' followed by the 64 hex digits of"
@@ -326,15 +328,43 @@ def _records(plan: Mapping, host: str) -> list[Mapping]:
     return list((plan.get("hosts") or {}).get(host, {}).get("services") or [])
 
 
-def _secrets(variables: Mapping, skip: Iterable[str], gateway_here: bool) -> list[str]:
-    """The gateway's secrets where it runs (or wherever it may run, when the catalog gave no plan)."""
+def _network_keys(plan: Mapping | None, host: str) -> dict[str, str]:
+    """The backend keys this host needs because a request crosses the network: key variable -> why.
+
+    A server reached by a gateway on another host requires its key, and that gateway sends it."""
+    needed: dict[str, str] = {}
+    for server_host, entry in ((plan or {}).get("hosts") or {}).items():
+        for record in entry.get("services") or []:
+            gateways = record.get("reached_from") or []
+            if record.get("key_variable") and (server_host == host and gateways or host in gateways):
+                gateway = host if host in gateways else gateways[0]
+                why = f"the gateway on {gateway} reaches {record['unit']} on {server_host} over the network"
+                needed.setdefault(record["key_variable"], why)
+    return needed
+
+
+def _network_key(variables: Mapping, name: str, why: str) -> str | None:
+    fix = "set the key in an ansible-vault file: the server then requires it and the gateway sends it"
+    if name not in variables:
+        return _line(name, (f"not set, but {why}", fix))
+    shape = _secret_shape(variables[name], f"empty, but {why}")
+    return _line(name, (shape[0], shape[1] or fix)) if shape else None
+
+
+def _secrets(variables: Mapping, skip: Iterable[str], gateway_here: bool, plan: Mapping | None, host: str) -> list[str]:
+    """The gateway's secrets where it runs (or wherever it may run, when the catalog gave no plan), and the
+    backend keys a request over the network needs."""
     skip = set(skip)
     problems = []
     if MASTER_KEY not in skip and gateway_here:
         problems.append(_master_key(variables))
     if REDIS_PASSWORD not in skip and gateway_here:
         problems.append(_redis_password(variables))
-    problems.extend(_optional_secret(variables, name) for name in OPTIONAL_SECRETS if name not in skip)
+    network = {name: why for name, why in _network_keys(plan, host).items() if name not in skip}
+    problems.extend(_network_key(variables, name, why) for name, why in network.items())
+    problems.extend(
+        _optional_secret(variables, name) for name in OPTIONAL_SECRETS if name not in skip and name not in network
+    )
     return [problem for problem in problems if problem]
 
 
@@ -621,6 +651,14 @@ def _settings(variables: Mapping, specs: Mapping[str, Mapping], skip: Iterable[s
     return problems
 
 
+def _phase_choices(variables: Mapping, skip: Iterable[str]) -> list[str]:
+    return [
+        _line(name, (f"{_show(variables[name])} is not one of its choices", "use one of " + ", ".join(choices)))
+        for name, choices in PHASE_CHOICES.items()
+        if name in variables and name not in skip and variables[name] not in choices
+    ]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The check
 
@@ -652,11 +690,12 @@ def check_inventory(
     if CATALOG not in unresolved:
         plan = _plan(variables, hosts, host, problems, addresses)
     gateway_here = plan is None or any(record.get("backend") == "litellm" for record in _records(plan, host))
-    problems.extend(_secrets(variables, unresolved, gateway_here))
+    problems.extend(_secrets(variables, unresolved, gateway_here, plan, host))
     if plan is not None:
         problems.extend(_controller_files(plan))
         problems.extend(_checksums(variables, plan, unresolved, host))
     problems.extend(_settings(variables, specs, unresolved))
+    problems.extend(_phase_choices(variables, unresolved))
     return problems, plan
 
 

@@ -20,7 +20,8 @@ def catalog() -> dict:
         "gateway": {"port": 4000, "hosts": ["gpu01"]},
         "backends": {
             "vllm": {"enabled": True},
-            "ollama": {"enabled": True, "port": 11434, "bind": "0.0.0.0"},
+            # gpu01's gateway reaches gpu02's Ollama, which has no authentication: a network the operator trusts.
+            "ollama": {"enabled": True, "port": 11434, "bind": "0.0.0.0", "trusted_network": True},
             "llamacpp": {"enabled": True, "bind": "0.0.0.0"},
         },
         "models": [

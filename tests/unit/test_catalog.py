@@ -146,6 +146,7 @@ def test_seed_catalog_plan(catalog, hosts):
                         "ready_timeout": 600,
                         "needs_gpu": True,
                         "key_variable": "llm_stack_vllm_api_key",
+                        "reached_from": [],
                         "config_files": [],
                         "name": "qwen-coder",
                         "model": "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ",
@@ -167,6 +168,7 @@ def test_seed_catalog_plan(catalog, hosts):
                         "ready_timeout": 180,
                         "needs_gpu": True,
                         "key_variable": "llm_stack_llamacpp_api_key",
+                        "reached_from": [],
                         "config_files": [],
                         "name": "qwen-coder-cpp",
                         "model": None,
@@ -188,6 +190,7 @@ def test_seed_catalog_plan(catalog, hosts):
                         "ready_timeout": 180,
                         "needs_gpu": True,
                         "key_variable": "llm_stack_llamacpp_api_key",
+                        "reached_from": [],
                         "config_files": [],
                         "name": "qwen-coder-native",
                         "model": None,
@@ -209,6 +212,7 @@ def test_seed_catalog_plan(catalog, hosts):
                         "ready_timeout": 120,
                         "needs_gpu": False,
                         "key_variable": "",
+                        "reached_from": [],
                         "config_files": [],
                     },
                     {
@@ -233,6 +237,7 @@ def test_seed_catalog_plan(catalog, hosts):
                         "ready_timeout": 180,
                         "needs_gpu": False,
                         "key_variable": "llm_stack_litellm_master_key",
+                        "reached_from": [],
                         "config_files": ["litellm/config.yaml"],
                     },
                 ]
@@ -254,6 +259,7 @@ def test_seed_catalog_plan(catalog, hosts):
                         "ready_timeout": 180,
                         "needs_gpu": True,
                         "key_variable": "llm_stack_llamacpp_api_key",
+                        "reached_from": ["gpu01"],
                         "config_files": [],
                         "name": "qwen-coder-cpp",
                         "model": None,
@@ -275,6 +281,7 @@ def test_seed_catalog_plan(catalog, hosts):
                         "ready_timeout": 180,
                         "needs_gpu": True,
                         "key_variable": "llm_stack_llamacpp_api_key",
+                        "reached_from": ["gpu01"],
                         "config_files": [],
                         "name": "qwen-coder-native",
                         "model": None,
@@ -296,6 +303,7 @@ def test_seed_catalog_plan(catalog, hosts):
                         "ready_timeout": 120,
                         "needs_gpu": False,
                         "key_variable": "",
+                        "reached_from": ["gpu01"],
                         "config_files": [],
                     },
                 ]
@@ -440,6 +448,7 @@ def test_minimal_catalog_gets_every_default():
                     "ready_timeout": 180,
                     "needs_gpu": False,
                     "key_variable": "llm_stack_litellm_master_key",
+                    "reached_from": [],
                     "config_files": ["litellm/config.yaml"],
                 }
                 for host in ("gpu01", "gpu02")
@@ -606,7 +615,10 @@ REJECTIONS = [
     ),
     pytest.param(
         {"backends.ollama.host": "0.0.0.0"},
-        ["backends.ollama: unknown field 'host'; remove it or use one of: bind, enabled, ready_timeout, port"],
+        [
+            "backends.ollama: unknown field 'host'; "
+            "remove it or use one of: bind, enabled, ready_timeout, port, trusted_network"
+        ],
         id="ollama-backend-unknown-key",
     ),
     pytest.param(

@@ -87,6 +87,9 @@ def run() -> dict:
     }
 
 
+FALLBACK_GATE = "Fallback chains proven (in this run, or unchanged since)"
+
+
 def gates(report):
     return {gate["gate"]: gate for gate in report["gates"]}
 
@@ -105,7 +108,7 @@ def test_a_good_run_meets_every_gate(run):
         "met": True,
     }
     assert table["Slowest time to first token (s)"]["actual"] == 0.4
-    assert table["Fallback chains proven"]["met"] is True
+    assert table[FALLBACK_GATE]["met"] is True
 
 
 def test_models_carry_ttft_and_latency(run):
@@ -206,3 +209,20 @@ def test_markdown_tables(run):
     assert "| Catalog names and aliases registered on the gateway | 3 | 3 | yes |" in markdown
     assert "| a | b | b | 1 |" in markdown
     assert "| gpu01 | before deploy | 20261126T070010.000001Z | yes | 1 | /x/1 |" in markdown
+
+
+def test_a_chain_unchanged_since_its_proof_meets_the_gate_and_says_so(run):
+    run["llm_stack_fallbacks"] = [{"model": "a", "chain": ["b"], "skipped": "unchanged"}]
+    report = deployment_report({"gpu01": run}, META)
+    gate = gates(report)[FALLBACK_GATE]
+    assert (gate["actual"], gate["met"]) == ("0 proven, 1 unchanged since proven", True)
+    markdown = deployment_report_markdown(report)
+    assert "| a | b | not proven again: no unit serving the chain, nor the gateway, restarted in this run |  |" in markdown
+
+
+def test_a_chain_never_proven_fails_the_gate(run):
+    run["llm_stack_fallbacks"] = [{"model": "a", "chain": ["b"], "skipped": "never"}]
+    report = deployment_report({"gpu01": run}, META)
+    gate = gates(report)[FALLBACK_GATE]
+    assert (gate["actual"], gate["met"]) == ("not measured", False)
+    assert "not proven: llm_stack_prove_fallbacks is never" in deployment_report_markdown(report)

@@ -87,6 +87,7 @@ def test_ready_timeouts_are_recorded(plan):
 
 RECORD_KEYS = {
     "key",
+    "reached_from",
     "backend",
     "unit",
     "env_file",

@@ -106,6 +106,16 @@ def lab_variables(cache: Path) -> dict:
     return templated(variables)
 
 
+# The phases' own settings
+
+
+def test_prove_fallbacks_takes_one_of_its_words() -> None:
+    assert problems_of(valid(llm_stack_prove_fallbacks="always")) == []
+    assert one_problem(llm_stack_prove_fallbacks="sometimes") == (
+        "llm_stack_prove_fallbacks: 'sometimes' is not one of its choices; use one of changed, always, never"
+    )
+
+
 def example_variables(**filled_in: str) -> dict:
     inventory = INVENTORIES / "example"
     variables = group_vars(inventory, inventory / "group_vars" / "all" / "vault.yml.example")
@@ -218,6 +228,35 @@ def test_an_address_that_is_a_url_is_refused() -> None:
     ]
 
 
+NETWORK_KEYS = {"llm_stack_vllm_api_key": "unit-test-vllm-key", "llm_stack_llamacpp_api_key": "unit-test-cpp-key"}
+NETWORK_KEY_FIX = "set the key in an ansible-vault file: the server then requires it and the gateway sends it"
+
+
+def gateway_on_gpu01() -> dict:
+    """The gateway on gpu01; vLLM and llama.cpp on both hosts, bound to every interface; Ollama on gpu01."""
+    catalog = small_catalog()
+    catalog["gateway"]["hosts"] = [HOST]
+    catalog["backends"] = {"vllm": {"bind": "0.0.0.0"}, "llamacpp": {"bind": "0.0.0.0"}}
+    catalog["models"][1]["hosts"] = [HOST]
+    return catalog
+
+
+@pytest.mark.parametrize("host", [HOST, "gpu02"])
+def test_a_backend_reached_over_the_network_needs_its_key_on_both_ends(host: str) -> None:
+    variables = valid(llm_stack_catalog=gateway_on_gpu01(), llm_stack_llamacpp_api_key="")
+    assert problems_of(variables, [HOST, "gpu02"], host=host) == [
+        "llm_stack_vllm_api_key: not set, but the gateway on gpu01 reaches llm-vllm-tiny-vllm.service on gpu02 "
+        f"over the network; {NETWORK_KEY_FIX}",
+        "llm_stack_llamacpp_api_key: empty, but the gateway on gpu01 reaches llm-llamacpp-tiny-cpp.service on "
+        f"gpu02 over the network; {NETWORK_KEY_FIX}",
+    ]
+    assert problems_of(valid(llm_stack_catalog=gateway_on_gpu01(), **NETWORK_KEYS), [HOST, "gpu02"], host=host) == []
+
+
+def test_backends_beside_their_gateway_need_no_key() -> None:
+    assert problems_of(valid(llm_stack_catalog=small_catalog()), [HOST]) == []
+
+
 def test_a_host_without_the_gateway_or_ollama_needs_neither_their_secrets_nor_their_archive() -> None:
     catalog = small_catalog()
     catalog["gateway"]["hosts"] = [HOST]
@@ -228,6 +267,7 @@ def test_a_host_without_the_gateway_or_ollama_needs_neither_their_secrets_nor_th
         llm_stack_litellm_master_key=ABSENT,
         llm_stack_redis_password=ABSENT,
         ollama_archive_checksum=ABSENT,
+        **NETWORK_KEYS,
     )
     assert problems_of(other, [HOST, "gpu02"], host="gpu02") == []
     assert problems_of(other, [HOST, "gpu02"], host=HOST) == [

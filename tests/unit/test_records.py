@@ -33,7 +33,7 @@ def two_hosts() -> dict:
     """The gateway and a vLLM model on gpu01 (loopback); a llama.cpp and an Ollama model on gpu02 (0.0.0.0)."""
     return {
         "gateway": {"hosts": ["gpu01"]},
-        "backends": {"llamacpp": {"bind": "0.0.0.0"}, "ollama": {"bind": "0.0.0.0"}},
+        "backends": {"llamacpp": {"bind": "0.0.0.0"}, "ollama": {"bind": "0.0.0.0", "trusted_network": True}},
         "models": [
             {"name": "coder", "backend": "vllm", "model": "org/coder", "port": 8001, "hosts": ["gpu01"]},
             {
@@ -658,3 +658,55 @@ def test_the_python_flavor_lists_one_name_and_native_every_alias(catalog, hosts)
     records = {record["key"]: record for record in build_plan(catalog, hosts)["hosts"]["gpu02"]["services"]}
     assert records["llamacpp-qwen-coder-cpp"]["names"] == ["qwen-coder-cpp"]
     assert records["llamacpp-qwen-coder-native"]["names"] == ["qwen-coder-native", "native-alias"]
+
+
+# Over the network: which gateways reach a server, and Ollama (no authentication) only on a trusted network
+
+OLLAMA_UNTRUSTED = (
+    "backends.ollama: the gateway on gpu01 would reach the ollama server on gpu02 over the network, and ollama "
+    "has no authentication: anyone who reaches gpu02 can use it; serve it on the gateway's host only, bound to "
+    "127.0.0.1, or, where that network is trusted (a private network, a firewall that lets only the gateways "
+    "in), set llm_stack_catalog.backends.ollama.trusted_network: true"
+)
+
+
+def test_each_record_names_the_gateways_that_reach_it_over_the_network():
+    plan = build_plan(two_hosts(), HOSTS)
+    assert [(s["key"], s["reached_from"]) for s in plan["hosts"]["gpu01"]["services"]] == [
+        ("vllm-coder", []),
+        ("litellm", []),
+    ]
+    assert [(s["key"], s["reached_from"]) for s in plan["hosts"]["gpu02"]["services"]] == [
+        ("llamacpp-cpp", ["gpu01"]),
+        ("ollama", ["gpu01"]),
+    ]
+
+
+def test_ollama_reached_over_an_untrusted_network_is_refused():
+    catalog = changed(two_hosts(), {"backends.ollama.trusted_network": DELETE})
+    assert problems_of(catalog, HOSTS) == [OLLAMA_UNTRUSTED]
+    assert problems_of(changed(two_hosts(), {"backends.ollama.trusted_network": False}), HOSTS) == [OLLAMA_UNTRUSTED]
+
+
+def test_ollama_beside_every_gateway_needs_no_trusted_network():
+    build_plan(changed(one_host(), {"backends": {"ollama": {"bind": "0.0.0.0"}}}), ["gpu01"])
+
+
+@pytest.mark.parametrize(
+    ("changes", "problems"),
+    [
+        (
+            {"backends.ollama.trusted_network": "yes"},
+            ["backends.ollama.trusted_network: 'yes' is not a boolean; use true or false", OLLAMA_UNTRUSTED],
+        ),
+        (
+            {"backends.vllm": {"trusted_network": True}},
+            [
+                "backends.vllm: unknown field 'trusted_network'; "
+                "remove it or use one of: bind, enabled, ready_timeout"
+            ],
+        ),
+    ],
+)
+def test_trusted_network_is_a_boolean_for_a_backend_without_authentication(changes, problems):
+    assert problems_of(changed(two_hosts(), changes), HOSTS) == problems
