@@ -56,7 +56,8 @@ class Path_:
     """One way to the model: a base URL, the model name it is asked by, its key, extra body fields."""
 
     def __init__(self, label: str, url: str, model: str, key: str | None, extra: dict) -> None:
-        self.label, self.url, self.model, self.key, self.extra = label, url.rstrip("/"), model, key, extra
+        self.label, self.url, self.model, self.extra = label, url.rstrip("/"), model, extra
+        self.auth = {"Authorization": f"Bearer {key}"} if key else {}
 
     def ask(self) -> float:
         with _lock:
@@ -71,7 +72,7 @@ class Path_:
         request = urllib.request.Request(
             f"{self.url}/v1/chat/completions",
             data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {self.key}"} if self.key else {})},
+            headers={"Content-Type": "application/json", **self.auth},
         )
         started = time.perf_counter()
         with urllib.request.urlopen(request, timeout=120) as response:
@@ -81,7 +82,7 @@ class Path_:
 
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def ms(seconds: float) -> str:
@@ -97,7 +98,8 @@ def latency(direct: Path_, gateway: Path_, count: int) -> None:
     print(
         f"latency ({count} interleaved pairs): direct p50 {ms(statistics.median(d))} p95 {ms(percentile(d, 0.95))}; "
         f"gateway p50 {ms(statistics.median(g))} p95 {ms(percentile(g, 0.95))}; "
-        f"added p50 {ms(statistics.median(g) - statistics.median(d))} p95 {ms(percentile(g, 0.95) - percentile(d, 0.95))}"
+        f"added p50 {ms(statistics.median(g) - statistics.median(d))} "
+        f"p95 {ms(percentile(g, 0.95) - percentile(d, 0.95))}"
     )
 
 
@@ -153,9 +155,8 @@ def main() -> int:
         print(f"no backend '{args.backend}' here; choose one of {', '.join(s['key'] for s in backends)}")
         return 2
     direct = Path_("direct", backend["probe_url"], backend["chat_model"], key_in(backend), {})
-    gateway = Path_(
-        "gateway", gateway_record["probe_url"], backend["models"][0], key_in(gateway_record), {"cache": {"no-cache": True}}
-    )
+    no_cache = {"cache": {"no-cache": True}}
+    gateway = Path_("gateway", gateway_record["probe_url"], backend["models"][0], key_in(gateway_record), no_cache)
     print(f"backend {backend['key']} ({backend['backend']}) at {backend['probe_url']}; gateway at {gateway.url}")
     for path in (direct, gateway):  # warm both paths up
         for _ in range(3):

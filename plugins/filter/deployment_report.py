@@ -14,8 +14,8 @@ description:
     C(llm_stack_fallbacks), C(llm_stack_backups), C(llm_stack_restarted), C(llm_stack_failure),
     C(llm_stack_rollback), C(llm_stack_rollback_failure)) and returns the report; the outcome, the phases
     with status and duration, the quality gates (gate, required, actual, met), models registered, per-model
-    time to first token and latency, fallbacks proven (or why a chain was not: C(skipped)), backups, and what
-    was rolled back.
+    time to first token and latency, fallbacks proven (or why a chain was not, in C(skipped)), backups, and
+    what was rolled back.
   - The records hold no secret, so neither does the report.
   - P(labai.llm_stack.deployment_report_markdown#filter) renders it as Markdown.
 positional: meta

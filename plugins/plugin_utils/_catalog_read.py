@@ -169,7 +169,8 @@ def _backend(check: Checker, name: str, raw: object, entry: BackendEntry) -> Non
     where = f"backends.{name}"
     shared_port = BACKENDS[name].default_port is not None
     keyless = not BACKENDS[name].key_variable
-    fields = ("bind", "enabled", "ready_timeout") + (("port",) if shared_port else ()) + (("trusted_network",) if keyless else ())
+    fields = ("bind", "enabled", "ready_timeout") + (("port",) if shared_port else ())
+    fields += ("trusted_network",) if keyless else ()
     check.unknown_fields(where, raw, fields)
     entry.enabled = _flag(check, where, raw, "enabled", True)
     if keyless:

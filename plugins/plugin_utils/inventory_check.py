@@ -336,7 +336,7 @@ def _network_keys(plan: Mapping | None, host: str) -> dict[str, str]:
     for server_host, entry in ((plan or {}).get("hosts") or {}).items():
         for record in entry.get("services") or []:
             gateways = record.get("reached_from") or []
-            if record.get("key_variable") and (server_host == host and gateways or host in gateways):
+            if record.get("key_variable") and ((server_host == host and gateways) or host in gateways):
                 gateway = host if host in gateways else gateways[0]
                 why = f"the gateway on {gateway} reaches {record['unit']} on {server_host} over the network"
                 needed.setdefault(record["key_variable"], why)

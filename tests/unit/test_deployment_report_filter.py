@@ -217,7 +217,8 @@ def test_a_chain_unchanged_since_its_proof_meets_the_gate_and_says_so(run):
     gate = gates(report)[FALLBACK_GATE]
     assert (gate["actual"], gate["met"]) == ("0 proven, 1 unchanged since proven", True)
     markdown = deployment_report_markdown(report)
-    assert "| a | b | not proven again: no unit serving the chain, nor the gateway, restarted in this run |  |" in markdown
+    skipped = "not proven again: no unit serving the chain, nor the gateway, restarted in this run"
+    assert f"| a | b | {skipped} |  |" in markdown
 
 
 def test_a_chain_never_proven_fails_the_gate(run):

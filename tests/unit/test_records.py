@@ -701,10 +701,7 @@ def test_ollama_beside_every_gateway_needs_no_trusted_network():
         ),
         (
             {"backends.vllm": {"trusted_network": True}},
-            [
-                "backends.vllm: unknown field 'trusted_network'; "
-                "remove it or use one of: bind, enabled, ready_timeout"
-            ],
+            ["backends.vllm: unknown field 'trusted_network'; remove it or use one of: bind, enabled, ready_timeout"],
         ),
     ],
 )
