@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Run a bench/ script on a lab host, over SSH as the operator reaches it (inventories/lab), as labops (the
-# lab's service account, whose deployment record and env files the scripts read). The script is piped in:
-# nothing is installed on the host.
+# Run a bench/ script on a lab host, over SSH as the operator reaches it, as labops (the lab's service
+# account, whose deployment record and env files the scripts read). The bench/ scripts are copied to a
+# temporary directory there and removed afterwards.
 #
-#   bench/on-lab-host.sh SCRIPT [script options]     (LAB_HOST: the inventory host, default llm-lab-debian12)
+#   bench/on-lab-host.sh SCRIPT [script options]
+#   (LAB_INVENTORY: default inventories/lab; LAB_HOST: default its first host)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 script=$1; shift
-host=${LAB_HOST:-llm-lab-debian12}
+inventory="$top/${LAB_INVENTORY:-inventories/lab}"
 # shellcheck disable=SC1091
 source "$top/.venv/bin/activate"
-port=$(ansible-inventory -i "$top/inventories/lab" --host "$host" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ansible_port"])')
+host=${LAB_HOST:-$(ansible-inventory -i "$inventory" --list | python3 -c 'import json,sys; print(json.load(sys.stdin)["llm_hosts"]["hosts"][0])')}
+port=$(ansible-inventory -i "$inventory" --host "$host" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ansible_port"])')
 ssh_dir="$top/.cache/lab/ssh"
-exec ssh -i "$ssh_dir/id_ed25519" -p "$port" -o UserKnownHostsFile="$ssh_dir/known_hosts" \
-  -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -o BatchMode=yes labops@127.0.0.1 \
-  python3 - "$@" < "$top/bench/$script"
+ssh_opts=(-i "$ssh_dir/id_ed25519" -o UserKnownHostsFile="$ssh_dir/known_hosts" -o StrictHostKeyChecking=yes
+          -o IdentitiesOnly=yes -o BatchMode=yes)
+remote=$(ssh "${ssh_opts[@]}" -p "$port" labops@127.0.0.1 mktemp -d)
+trap 'ssh "${ssh_opts[@]}" -p "$port" labops@127.0.0.1 rm -rf "$remote"' EXIT
+scp -q "${ssh_opts[@]}" -P "$port" "$top"/bench/*.py "labops@127.0.0.1:$remote/"
+ssh "${ssh_opts[@]}" -p "$port" labops@127.0.0.1 python3 "$remote/$script" "$@"

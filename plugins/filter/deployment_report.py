@@ -11,7 +11,8 @@ short_description: The deployment report of a run of site.yml or rollback.yml
 description:
   - Takes, per host, the records the phases keep as facts (C(llm_stack_phases), C(llm_stack_deployed),
     C(llm_stack_validated), C(llm_stack_registered), C(llm_stack_gateway_health), C(llm_stack_smoke),
-    C(llm_stack_fallbacks), C(llm_stack_backups), C(llm_stack_restarted), C(llm_stack_failure),
+    C(llm_stack_fallbacks), C(llm_stack_backups), C(llm_stack_restarted), C(llm_stack_restart_notes),
+    C(llm_stack_failure),
     C(llm_stack_rollback), C(llm_stack_rollback_failure)) and returns the report; the outcome, the phases
     with status and duration, the quality gates (gate, required, actual, met), models registered, per-model
     time to first token and latency, fallbacks proven (or why a chain was not, in C(skipped)), backups, and
@@ -41,7 +42,7 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description: C(kind), C(outcome) (succeeded, rolled back, failed), C(hosts), C(phases), C(gates), C(models),
-    C(fallbacks), C(backups), C(failures), C(rollbacks), C(restarted).
+    C(fallbacks), C(backups), C(failures), C(rollbacks), C(restarted), C(restart_notes).
   type: dict
 """
 
@@ -217,6 +218,7 @@ def deployment_report(runs: dict, meta: dict) -> dict:
         "fallbacks": [entry for run in runs.values() for entry in run.get("llm_stack_fallbacks") or []],
         "backups": {host: run.get("llm_stack_backups") or [] for host, run in runs.items()},
         "restarted": {host: run.get("llm_stack_restarted") or [] for host, run in runs.items()},
+        "restart_notes": [note for run in runs.values() for note in run.get("llm_stack_restart_notes") or []],
         "failures": failures,
         "rollbacks": rollbacks,
         "rollback_failures": rollback_failures,
@@ -281,6 +283,11 @@ def deployment_report_markdown(report: dict) -> str:
                 for f in report["fallbacks"]
             ],
         ),
+        "",
+        "## Restarts",
+        "",
+        *[f"- {host}: {', '.join(units) or 'none'}" for host, units in sorted(report["restarted"].items())],
+        *[f"- {note}" for note in report.get("restart_notes", [])],
         "",
         "## Backups",
         "",

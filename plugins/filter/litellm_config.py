@@ -91,7 +91,7 @@ def _model_list(plan: dict, options: dict) -> list[dict]:
                     {
                         "model_name": public,
                         "litellm_params": _params(model, record, options),
-                        "model_info": {"id": f"{public}@{host}"},
+                        "model_info": {"id": GATEWAY.deployment_id(public, host)},
                     }
                 )
     models = {model["name"]: model for model in plan["models"]}
@@ -103,7 +103,10 @@ def _model_list(plan: dict, options: dict) -> list[dict]:
                 {
                     "model_name": route["pattern"],
                     "litellm_params": params,
-                    "model_info": {"id": f"{route['pattern']}@{host}", "health_check_model": params["model"]},
+                    "model_info": {
+                        "id": GATEWAY.deployment_id(route["pattern"], host),
+                        "health_check_model": params["model"],
+                    },
                 }
             )
     return entries

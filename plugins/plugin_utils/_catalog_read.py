@@ -39,7 +39,10 @@ MODEL_FIELDS = (
     "vllm",
 )
 ALL_BACKENDS_FIX = "use one of " + ", ".join(BACKENDS)
-BIND_FIX = "use an IP address of the host: 127.0.0.1, a private address, or 0.0.0.0 for every interface"
+BIND_FIX = (
+    "use an IP address of the host: 127.0.0.1, a private address, 0.0.0.0 for every interface, "
+    "or llm_stack_address for each host's own address"
+)
 TIMEOUT_FIX = "set the seconds a server may take to be ready after a (re)start, such as 600"
 
 

@@ -14,7 +14,12 @@ from ansible_collections.labai.llm_stack.plugins.plugin_utils._catalog_read impo
     ModelEntry,
 )
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._checker import CATALOG, Checker
-from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import address_kind, url_host
+from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import (
+    HOST_ADDRESS,
+    address_kind,
+    ip_address,
+    url_host,
+)
 from ansible_collections.labai.llm_stack.plugins.plugin_utils.backends import BACKENDS, GATEWAY
 
 PROBE_ANY = "127.0.0.1"  # a server bound to every interface is probed on its own host's loopback
@@ -105,6 +110,26 @@ def gateway_hosts(found: list[Service]) -> list[str]:
     return [host for service in found if service.backend == GATEWAY.name for host in service.hosts]
 
 
+def host_addresses(check: Checker, found: list[Service], addresses: Mapping[str, str]) -> None:
+    """A service bound to each host's own address needs that address, as an IP address, on every host."""
+    for service in found:
+        listener = service.listener
+        if not listener.checked or address_kind(listener.bind) != "host":
+            continue
+        for host in service.hosts:
+            address = addresses.get(host)
+            if address is None:
+                what = f"binds {HOST_ADDRESS}, which is not set for {host}"
+            elif ip_address(address):
+                what = f"binds {HOST_ADDRESS}, but {host}'s is {address!r}, not an IP address"
+            else:
+                continue
+            check.add(
+                listener.field, "", what, f"set {HOST_ADDRESS} of {host} to its IP address on the private network"
+            )
+            break
+
+
 def reachability(check: Checker, found: list[Service], backends: Mapping[str, BackendEntry]) -> None:
     """Every backend must be reachable from every gateway, through the one address its records carry, and
     one without authentication only over a network the operator trusts."""
@@ -153,9 +178,15 @@ def reachability(check: Checker, found: list[Service], backends: Mapping[str, Ba
             check.add(field_name, "", what, fix)
 
 
+def _bind(service: Service, host: str, addresses: Mapping[str, str]) -> str:
+    """The address the service listens on, on this host."""
+    bind = service.listener.bind
+    return addresses[host] if address_kind(bind) == "host" else bind
+
+
 def _urls(service: Service, host: str, addresses: Mapping[str, str]) -> tuple[str, str]:
     """Where the host itself probes the service, and where the gateway (or a client) reaches it."""
-    bind = service.listener.bind
+    bind = _bind(service, host, addresses)
     any_interface = address_kind(bind) == "any"
     probe = PROBE_ANY if any_interface else bind
     reach = (addresses.get(host) or host) if any_interface else bind
@@ -182,12 +213,14 @@ def record(service: Service, host: str, addresses: Mapping[str, str], gateways: 
         "unit": service.unit,
         "env_file": f"{service.key}.env",
         "port": service.port,
-        "bind": service.listener.bind,
+        "bind": _bind(service, host, addresses),
         "probe_url": probe_url,
         "api_base": reach_url + (backend.api_path if backend else "/v1"),
         "names": names,
         "chat_model": names[0] if names else None,
         "models": [model.name for model in here],
+        # The gateway's id of each model's deployment here (backends only), in the order of models.
+        "gateway_ids": [GATEWAY.deployment_id(model.name or "", host) for model in here] if backend else [],
         "ready_timeout": service.ready_timeout,
         "needs_gpu": bool(backend) and any(backend.needs_gpu(model.settings) for model in here),
         "key_variable": backend.key_variable if backend else GATEWAY.key_variable,

@@ -163,8 +163,15 @@ def checksum(value: object) -> list[tuple[str, str]]:
     return [("", f"{show(value)} is not a sha256 checksum")]
 
 
+# A bind address that is each host's own: the address in its llm_stack_address inventory variable.
+HOST_ADDRESS = "llm_stack_address"
+
+
 def ip_address(value: object) -> list[tuple[str, str]]:
-    """An IPv4 or IPv6 address to listen on: loopback, a private address, or 0.0.0.0 / :: for every interface."""
+    """An IPv4 or IPv6 address to listen on: loopback, a private address, or 0.0.0.0 / :: for every interface
+    (or HOST_ADDRESS, each host's own)."""
+    if value == HOST_ADDRESS:
+        return []
     if isinstance(value, str):
         try:
             ipaddress.ip_address(value)
@@ -175,7 +182,10 @@ def ip_address(value: object) -> list[tuple[str, str]]:
 
 
 def address_kind(address: str) -> str:
-    """'loopback', 'any' (every interface) or 'specific' for an address ip_address() accepted."""
+    """'loopback', 'any' (every interface), 'specific', or 'host' (HOST_ADDRESS) for an address ip_address()
+    accepted."""
+    if address == HOST_ADDRESS:
+        return "host"
     parsed = ipaddress.ip_address(address)
     if parsed.is_loopback:
         return "loopback"

@@ -172,6 +172,11 @@ class Gateway:
     # Files besides its env file and unit that it reads, relative to the service account's ~/.config.
     config_files: tuple[str, ...] = ("litellm/config.yaml",)
 
+    @staticmethod
+    def deployment_id(public: str, host: str) -> str:
+        """The gateway's id of one deployment (its model_info id, sent back in x-litellm-model-id)."""
+        return f"{public}@{host}"
+
 
 GATEWAY = Gateway()
 DEFAULT_BIND = "127.0.0.1"

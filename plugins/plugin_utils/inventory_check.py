@@ -86,7 +86,10 @@ DEFER_RESTART_FIX = "remove it; phase 2 defers every restart to phase 3 itself"
 # Facts the roles set while they run: role-prefixed, but never the inventory's.
 ROLE_FACTS = frozenset({"service_account_info", "openai_ready_results"})
 # Settings of the phases that take one of a few words.
-PHASE_CHOICES = {"llm_stack_prove_fallbacks": ("changed", "always", "never")}
+PHASE_CHOICES = {
+    "llm_stack_prove_fallbacks": ("changed", "always", "never"),
+    "llm_stack_rolling_restart": (True, False),
+}
 # The llm_stack_* inventory variables this check reads.
 STACK_VARIABLES = (CATALOG, *SECRETS, *PHASE_CHOICES, *(name for name in MOVED if name.startswith("llm_stack_")))
 
@@ -651,9 +654,13 @@ def _settings(variables: Mapping, specs: Mapping[str, Mapping], skip: Iterable[s
     return problems
 
 
+def _words(choices: tuple) -> str:
+    return ", ".join(str(choice).lower() if isinstance(choice, bool) else str(choice) for choice in choices)
+
+
 def _phase_choices(variables: Mapping, skip: Iterable[str]) -> list[str]:
     return [
-        _line(name, (f"{_show(variables[name])} is not one of its choices", "use one of " + ", ".join(choices)))
+        _line(name, (f"{_show(variables[name])} is not one of its choices", "use one of " + _words(choices)))
         for name, choices in PHASE_CHOICES.items()
         if name in variables and name not in skip and variables[name] not in choices
     ]

@@ -75,6 +75,7 @@ def build_plan(catalog: dict, hosts: list[str], addresses: Mapping[str, str] | N
     links.fallbacks(check, models, owners)
     services = records.services(models, backends, gateway, play_hosts or [])
     records.ports(check, services, play_hosts or [])
+    records.host_addresses(check, services, reach)
     records.reachability(check, services, backends)
     routes = links.routes(check, catalog, owners)
     if check.problems:

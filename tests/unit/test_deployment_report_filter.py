@@ -227,3 +227,13 @@ def test_a_chain_never_proven_fails_the_gate(run):
     gate = gates(report)[FALLBACK_GATE]
     assert (gate["actual"], gate["met"]) == ("not measured", False)
     assert "not proven: llm_stack_prove_fallbacks is never" in deployment_report_markdown(report)
+
+
+def test_restarts_and_single_instance_notes_are_reported(run):
+    run["llm_stack_restart_notes"] = [
+        "a has one instance: while llm-vllm-a.service restarted on gpu01, its fallbacks b served it"
+    ]
+    report = deployment_report({"gpu01": run}, META)
+    assert report["restart_notes"] == run["llm_stack_restart_notes"]
+    markdown = deployment_report_markdown(report)
+    assert "## Restarts\n\n- gpu01: llm-vllm-a.service\n- a has one instance: while llm-vllm-a.service" in markdown

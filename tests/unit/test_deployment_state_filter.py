@@ -87,6 +87,7 @@ def test_ready_timeouts_are_recorded(plan):
 
 RECORD_KEYS = {
     "key",
+    "gateway_ids",
     "reached_from",
     "backend",
     "unit",

@@ -109,6 +109,13 @@ def lab_variables(cache: Path) -> dict:
 # The phases' own settings
 
 
+def test_rolling_restart_is_a_boolean() -> None:
+    assert problems_of(valid(llm_stack_rolling_restart=False)) == []
+    assert one_problem(llm_stack_rolling_restart="no") == (
+        "llm_stack_rolling_restart: 'no' is not one of its choices; use one of true, false"
+    )
+
+
 def test_prove_fallbacks_takes_one_of_its_words() -> None:
     assert problems_of(valid(llm_stack_prove_fallbacks="always")) == []
     assert one_problem(llm_stack_prove_fallbacks="sometimes") == (

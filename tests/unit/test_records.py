@@ -13,7 +13,10 @@ from ansible_collections.labai.llm_stack.plugins.plugin_utils.plan import Catalo
 
 HOSTS = ["gpu01", "gpu02"]
 DELETE = object()
-BIND_FIX = "use an IP address of the host: 127.0.0.1, a private address, or 0.0.0.0 for every interface"
+BIND_FIX = (
+    "use an IP address of the host: 127.0.0.1, a private address, 0.0.0.0 for every interface, "
+    "or llm_stack_address for each host's own address"
+)
 TIMEOUT_FIX = "set the seconds a server may take to be ready after a (re)start, such as 600"
 GPU01_FIX = (
     "bind an address the gateway can reach: gpu01's private address, or 0.0.0.0 "
@@ -646,10 +649,7 @@ def test_a_refused_bind_brings_no_follow_on_problem(catalog, hosts):
     catalog["backends"]["llamacpp"]["bind"] = "localhost"
     with pytest.raises(CatalogError) as refused:
         build_plan(catalog, hosts)
-    assert refused.value.problems == [
-        "backends.llamacpp.bind: 'localhost' is not an IP address; use an IP address of the host: 127.0.0.1, "
-        "a private address, or 0.0.0.0 for every interface"
-    ]
+    assert refused.value.problems == [f"backends.llamacpp.bind: 'localhost' is not an IP address; {BIND_FIX}"]
 
 
 def test_the_python_flavor_lists_one_name_and_native_every_alias(catalog, hosts):
@@ -707,3 +707,35 @@ def test_ollama_beside_every_gateway_needs_no_trusted_network():
 )
 def test_trusted_network_is_a_boolean_for_a_backend_without_authentication(changes, problems):
     assert problems_of(changed(two_hosts(), changes), HOSTS) == problems
+
+
+# Each host's own address: bind llm_stack_address
+
+
+def test_binding_llm_stack_address_listens_on_each_hosts_own_address():
+    catalog = changed(two_hosts(), {"backends.llamacpp.bind": "llm_stack_address", "models.1.hosts": HOSTS})
+    plan = build_plan(catalog, HOSTS, {"gpu01": "10.0.0.1", "gpu02": "10.0.0.2"})
+    assert [
+        (host, s["bind"], s["probe_url"], s["api_base"])
+        for host in HOSTS
+        for s in plan["hosts"][host]["services"]
+        if s["key"] == "llamacpp-cpp"
+    ] == [
+        ("gpu01", "10.0.0.1", "http://10.0.0.1:8000", "http://10.0.0.1:8000/v1"),
+        ("gpu02", "10.0.0.2", "http://10.0.0.2:8000", "http://10.0.0.2:8000/v1"),
+    ]
+    assert gateway_api_bases(plan, "cpp") == ["http://10.0.0.1:8000/v1", "http://10.0.0.2:8000/v1"]
+
+
+@pytest.mark.parametrize(
+    ("addresses", "problem"),
+    [
+        ({"gpu01": "10.0.0.1"}, "binds llm_stack_address, which is not set for gpu02"),
+        ({"gpu02": "gpu02.lab"}, "binds llm_stack_address, but gpu02's is 'gpu02.lab', not an IP address"),
+    ],
+)
+def test_binding_llm_stack_address_needs_an_ip_address_on_every_host(addresses, problem):
+    catalog = changed(two_hosts(), {"backends.llamacpp.bind": "llm_stack_address"})
+    assert problems_of(catalog, HOSTS, addresses) == [
+        f"backends.llamacpp.bind: {problem}; set llm_stack_address of gpu02 to its IP address on the private network"
+    ]
