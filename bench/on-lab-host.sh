@@ -19,4 +19,5 @@ ssh_opts=(-i "$ssh_dir/id_ed25519" -o UserKnownHostsFile="$ssh_dir/known_hosts" 
 remote=$(ssh "${ssh_opts[@]}" -p "$port" labops@127.0.0.1 mktemp -d)
 trap 'ssh "${ssh_opts[@]}" -p "$port" labops@127.0.0.1 rm -rf "$remote"' EXIT
 scp -q "${ssh_opts[@]}" -P "$port" "$top"/bench/*.py "labops@127.0.0.1:$remote/"
-ssh "${ssh_opts[@]}" -p "$port" labops@127.0.0.1 python3 "$remote/$script" "$@"
+# ssh hands the remote shell one command line: quote each argument for it.
+ssh "${ssh_opts[@]}" -p "$port" labops@127.0.0.1 python3 "$remote/$script" "$(printf '%q ' "$@")"
