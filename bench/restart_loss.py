@@ -2,11 +2,18 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Steady load through the gateway while something restarts: what was sent, served, lost.
 
-Runs on the gateway's host (standard library only), reads the gateway and its master key from the host's
+Runs on a gateway's host (standard library only), reads the gateway and its master key from the host's
 deployment record, and sends one fresh tiny completion at a fixed rate, plain and streamed in turn, to
-loopback only, until --seconds pass or --stop-file appears. Prints one line:
+that gateway's address only, until --seconds pass or --stop-file appears. Prints one line:
 
-  LABEL: N sent, N ok, N failed, N via fallback; served by <deployment>: N, ...
+  LABEL: N sent, N ok, N failed, N via fallback, N retried, failed for S s; served by <deployment>: N, ...
+
+(S: from the first failed request sent to the last, when any failed).
+
+As a client of several gateways (--gateway, each a URL on the lab network; the same master key), a request
+refused by one (connection refused, 502/503) goes to the next at once, as a load balancer would send it.
+--retries N makes the client try again after --retry-wait seconds when every gateway refused, as the
+OpenAI SDK's max_retries does: the figure with retries is what such a client loses.
 
 and, with --json, writes every request's outcome for a test to read.
 
@@ -20,6 +27,7 @@ import json
 import sys
 import threading
 import time
+import urllib.error
 from collections import Counter
 from pathlib import Path
 
@@ -28,17 +36,44 @@ from lab_host import NO_CACHE, Endpoint, gateway, key_in
 MAX_REQUESTS = 5000
 
 
-def one(endpoint: Endpoint, stream: bool, outcomes: list, lock: threading.Lock) -> None:
-    outcome = {"stream": stream, "sent": time.time()}
-    try:
-        seconds, headers = endpoint.ask(stream=stream, timeout=60)
-        outcome.update(
-            ok=True,
-            seconds=round(seconds, 4),
-            deployment=headers.get("x-litellm-model-id", ""),
-            fallbacks=int(headers.get("x-litellm-attempted-fallbacks") or 0),
-        )
-    except Exception as error:  # every failure is an outcome to count, whatever it is
+# What a client (or load balancer) treats as "this gateway is not there": try another one.
+REFUSED_STATUS = (502, 503)
+
+
+def refused(error: Exception) -> bool:
+    if isinstance(error, urllib.error.HTTPError):
+        return error.code in REFUSED_STATUS
+    return isinstance(error, (urllib.error.URLError, ConnectionError))
+
+
+def one(
+    endpoints: list[Endpoint], stream: bool, client: argparse.Namespace, outcomes: list, lock: threading.Lock
+) -> None:
+    outcome = {"stream": stream, "sent": time.time(), "attempts": 0}
+    error: Exception | None = None
+    for round_ in range(client.retries + 1):
+        if round_:
+            time.sleep(client.retry_wait)
+        for endpoint in endpoints:
+            outcome["attempts"] += 1
+            try:
+                seconds, headers = endpoint.ask(stream=stream, timeout=60)
+            except Exception as failed:  # every failure is an outcome to count, whatever it is
+                error = failed
+                if refused(failed):
+                    continue
+                break
+            outcome.update(
+                ok=True,
+                seconds=round(seconds, 4),
+                gateway=endpoint.url,
+                deployment=headers.get("x-litellm-model-id", ""),
+                fallbacks=int(headers.get("x-litellm-attempted-fallbacks") or 0),
+            )
+            break
+        if outcome.get("ok") or (error is not None and not refused(error)):
+            break
+    if not outcome.get("ok"):
         outcome.update(ok=False, error=f"{type(error).__name__}: {error}"[:300])
     with lock:
         outcomes.append(outcome)
@@ -52,9 +87,15 @@ def main() -> int:
     parser.add_argument("--stop-file", type=Path, help="stop early once this file exists")
     parser.add_argument("--label", default="restart loss")
     parser.add_argument("--json", type=Path, help="write every outcome here")
+    parser.add_argument(
+        "--gateway", action="append", default=[], help="a gateway URL to use (repeat for several); default: this host's"
+    )
+    parser.add_argument("--retries", type=int, default=0, help="tries again when every gateway refused")
+    parser.add_argument("--retry-wait", type=float, default=1.0, help="seconds before each try again")
     args = parser.parse_args()
     record = gateway()
-    endpoint = Endpoint(record["probe_url"], args.model, key_in(record), NO_CACHE)
+    urls = args.gateway or [record["probe_url"]]
+    endpoints = [Endpoint(url, args.model, key_in(record), NO_CACHE) for url in urls]
     outcomes: list[dict] = []
     lock = threading.Lock()
     threads = []
@@ -65,7 +106,7 @@ def main() -> int:
             time.sleep(min(0.05, due - time.monotonic()))
         if args.stop_file and args.stop_file.exists():
             break
-        thread = threading.Thread(target=one, args=(endpoint, index % 2 == 1, outcomes, lock))
+        thread = threading.Thread(target=one, args=(endpoints, index % 2 == 1, args, outcomes, lock))
         thread.start()
         threads.append(thread)
     for thread in threads:
@@ -73,10 +114,13 @@ def main() -> int:
     ok = [outcome for outcome in outcomes if outcome["ok"]]
     served = Counter(outcome["deployment"] for outcome in ok)
     via_fallback = sum(1 for outcome in ok if outcome["fallbacks"])
+    retried = sum(1 for outcome in outcomes if outcome["attempts"] > 1)
+    failed_at = [outcome["sent"] for outcome in outcomes if not outcome["ok"]]
+    window = f", failed for {max(failed_at) - min(failed_at):.1f} s" if failed_at else ""
     by = ", ".join(f"{name or 'unknown'}: {count}" for name, count in sorted(served.items()))
     print(
         f"{args.label}: {len(outcomes)} sent, {len(ok)} ok, {len(outcomes) - len(ok)} failed, "
-        f"{via_fallback} via fallback; served by {by or 'none'}",
+        f"{via_fallback} via fallback, {retried} retried{window}; served by {by or 'none'}",
         flush=True,
     )
     if args.json:

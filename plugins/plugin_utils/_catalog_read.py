@@ -22,7 +22,7 @@ from ansible_collections.labai.llm_stack.plugins.plugin_utils.backends import BA
 
 FALLBACK_FIELDS = ("fallbacks", "context_window_fallbacks")
 TOP_FIELDS = ("backends", "gateway", "models", "routes")
-GATEWAY_FIELDS = ("bind", "hosts", "port", "ready_timeout")
+GATEWAY_FIELDS = ("bind", "hosts", "port", "ready_timeout", "redis_host")
 MODEL_FIELDS = (
     "aliases",
     "backend",
@@ -61,6 +61,7 @@ class GatewayEntry:
     hosts: list[str]
     listener: Listener
     ready_timeout: int
+    redis_host: str | None = None  # where the gateways' shared Redis runs; None: the first gateway host
 
 
 @dataclass
@@ -125,7 +126,20 @@ def gateway(check: Checker, catalog: Mapping, play_hosts: list[str] | None) -> G
     default.hosts = check.hosts("gateway", raw, play_hosts)
     default.listener = _listener(check, "gateway", raw, default.listener)
     default.ready_timeout = _ready_timeout(check, "gateway", raw, GATEWAY.ready_timeout)
+    default.redis_host = _redis_host(check, raw, play_hosts)
     return default
+
+
+def _redis_host(check: Checker, raw: Mapping, play_hosts: list[str] | None) -> str | None:
+    """The host that runs the Redis every gateway shares (cache, cooldowns, usage)."""
+    if "redis_host" not in raw:
+        return None
+    fix = "name the inventory host that runs Redis for every gateway, or leave redis_host out"
+    host = check.string("gateway", "redis_host", raw["redis_host"], fix)
+    if host is not None and play_hosts is not None and host not in play_hosts:
+        check.add("gateway", "redis_host", f"{host!r} is not among the play's hosts ({', '.join(play_hosts)})", fix)
+        return None
+    return host
 
 
 def _listener(check: Checker, where: str, raw: Mapping, default: Listener) -> Listener:
@@ -333,7 +347,11 @@ def _model_settings(check: Checker, model: ModelEntry, raw: Mapping) -> None:
             what = f"settings for backend {block}, but this model uses backend {model.backend}"
             check.add(model.where, block, what, f"rename the block to {model.backend} or remove it")
             continue
+        found = len(check.problems)
         settings = check.settings(model.where, block, raw[block], backend.settings)
+        if len(check.problems) == found:
+            for field_name, what, fix in backend.cross_check(settings):
+                check.add(model.where, f"{block}.{field_name}", what, fix)
         if block == model.backend:
             model.settings = settings
     if model.backend and model.backend not in raw:

@@ -130,6 +130,32 @@ def host_addresses(check: Checker, found: list[Service], addresses: Mapping[str,
             break
 
 
+def redis(check: Checker, gateway: GatewayEntry, found: list[Service], addresses: Mapping[str, str]) -> dict | None:
+    """The one Redis every gateway shares (response cache, cooldowns, usage): its host, the addresses it binds,
+    and the gateways that use it. None when the plan runs no gateway."""
+    gateways = gateway_hosts(found)
+    if not gateways:
+        return None
+    host = gateway.redis_host or gateways[0]
+    away = [other for other in gateways if other != host]
+    address = addresses.get(host)
+    if away and (address is None or ip_address(address)):
+        what = (
+            f"the gateway on {away[0]} reaches Redis on {host} over the network, but {HOST_ADDRESS} of {host} is "
+            + ("not set" if address is None else f"{address!r}, not an IP address")
+        )
+        check.add(
+            "gateway", "redis_host", what, f"set {HOST_ADDRESS} of {host} to its IP address on the private network"
+        )
+        return None
+    return {
+        "host": host,
+        "bind": [PROBE_ANY, address] if away else [PROBE_ANY],
+        "address": address if away else PROBE_ANY,
+        "gateways": gateways,
+    }
+
+
 def reachability(check: Checker, found: list[Service], backends: Mapping[str, BackendEntry]) -> None:
     """Every backend must be reachable from every gateway, through the one address its records carry, and
     one without authentication only over a network the operator trusts."""
@@ -197,7 +223,7 @@ def _names(models: list[ModelEntry]) -> list[str]:
     return [public for model in models for public in model.public_names]
 
 
-def record(service: Service, host: str, addresses: Mapping[str, str], gateways: list[str]) -> dict:
+def record(service: Service, host: str, addresses: Mapping[str, str], gateways: list[str], shared: dict | None) -> dict:
     """The finished record of one service on one host: nothing about it is left to derive."""
     probe_url, reach_url = _urls(service, host, addresses)
     backend = BACKENDS.get(service.backend)
@@ -228,6 +254,9 @@ def record(service: Service, host: str, addresses: Mapping[str, str], gateways: 
         "reached_from": [gateway for gateway in gateways if gateway != host] if backend else [],
         "config_files": [] if backend else list(GATEWAY.config_files),
     }
+    if not backend and shared:
+        # Where this gateway reaches the shared Redis: its own loopback, or the Redis host's address.
+        entry["redis_address"] = PROBE_ANY if shared["host"] == host else shared["address"]
     if backend and backend.per_model:
         [model] = here
         entry.update(name=model.name, model=model.model, model_file=model.model_file, settings=model.settings)
@@ -257,6 +286,8 @@ def assemble(
     routes: list[tuple[str, ModelEntry]],
     play_hosts: list[str],
     addresses: Mapping[str, str],
+    *,
+    shared: dict | None,
 ) -> dict:
     plan_models = [plan_model(model) for model in models]
     return {
@@ -264,7 +295,9 @@ def assemble(
         "hosts": {
             host: {
                 "services": [
-                    record(service, host, addresses, gateway_hosts(found)) for service in found if host in service.hosts
+                    record(service, host, addresses, gateway_hosts(found), shared)
+                    for service in found
+                    if host in service.hosts
                 ]
             }
             for host in play_hosts
@@ -272,4 +305,5 @@ def assemble(
         "public_names": sorted(_names(models)),
         "fallbacks": {model["name"]: model["fallbacks"] for model in plan_models if model["fallbacks"]},
         "routes": [{"pattern": pattern, "model": target.name, "service": target.service} for pattern, target in routes],
+        "redis": shared,
     }

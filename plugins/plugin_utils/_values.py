@@ -110,6 +110,29 @@ def int_at_least(minimum: int) -> Check:
     return check
 
 
+def positive_number(value: object) -> list[tuple[str, str]]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return []
+    return [("", f"{show(value)} is not a number greater than 0")]
+
+
+def gpu_indexes(value: object) -> list[tuple[str, str]]:
+    """A list of distinct GPU indexes, as nvidia-smi numbers the GPUs (0, 1, ...)."""
+    if not is_list(value):
+        return [("", f"expected a list of GPU indexes, got {kind(value)}")]
+    if not value:
+        return [("", "the list is empty")]
+    problems, seen = [], set()
+    for index, item in enumerate(value):
+        if not is_int(item) or item < 0:
+            problems.append((f"[{index}]", f"{show(item)} is not a GPU index (an integer of 0 or more)"))
+        elif item in seen:
+            problems.append((f"[{index}]", f"GPU {item} is listed twice"))
+        else:
+            seen.add(item)
+    return problems
+
+
 def fraction(value: object) -> list[tuple[str, str]]:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1:
         return []

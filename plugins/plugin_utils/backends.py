@@ -12,10 +12,12 @@ from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import (
     absolute_path,
     checksum,
     fraction,
+    gpu_indexes,
     int_at_least,
     nullable,
     one_of,
     positive_int,
+    positive_number,
     string,
     strings,
     url,
@@ -45,6 +47,18 @@ MODEL_SRC = Rule(
     None, nullable(absolute_path), "use the absolute path of the model on the controller to copy it, or null"
 )
 EXTRA_ARGS = Rule([], strings, "write extra_args as a list of strings, such as ['--enforce-eager']")
+# (field, what is wrong, fix) for each problem between the valid settings of one block.
+CrossCheck = Callable[[dict], list[tuple[str, str, str]]]
+
+
+def _vllm_cross_check(settings: dict) -> list[tuple[str, str, str]]:
+    """vLLM shards a model over tensor_parallel_size GPUs: gpus, when set, names each of them."""
+    gpus, size = settings.get("gpus"), settings.get("tensor_parallel_size")
+    if gpus is None or len(gpus) == size:
+        return []
+    what = f"lists {len(gpus)} GPU{'' if len(gpus) == 1 else 's'}, but vllm.tensor_parallel_size is {size}"
+    fix = f"list one GPU per tensor_parallel_size, or set tensor_parallel_size: {len(gpus)}"
+    return [("gpus", what, fix)]
 
 
 def _tag(model: str) -> str:
@@ -77,6 +91,8 @@ class Backend:
     default_port: int | None = None
     # Whether a model with these settings needs a GPU on its host.
     needs_gpu: Callable[[dict], bool] = field(default=lambda settings: False)
+    # Checks between settings, run when each setting of the block is valid on its own.
+    cross_check: CrossCheck = field(default=lambda settings: [])
     # The names a server lists on /v1/models for a model: (public names, source, settings) -> names.
     listed_names: Callable[[list[str], str | None, dict], list[str]] = field(
         default=lambda names, source, settings: list(names)
@@ -100,6 +116,18 @@ VLLM = Backend(
         "gpu_memory_utilization": Rule(0.9, fraction, "use the share of GPU memory vLLM may take, such as 0.85", float),
         "tensor_parallel_size": Rule(1, positive_int, "set the number of GPUs to shard the model over"),
         "max_num_seqs": Rule(None, nullable(positive_int), "set a whole number greater than 0, or null"),
+        "parameters_billions": Rule(
+            None,
+            nullable(positive_number),
+            "set the model's parameter count in billions, such as 7.6 (the pre-flight memory check reads it when "
+            "the model is not a local directory with a config.json), or null",
+        ),
+        "gpus": Rule(
+            None,
+            nullable(gpu_indexes),
+            "list the GPUs to run the model on by nvidia-smi's index, one per tensor_parallel_size, such as [0, 1], "
+            "or null for GPUs 0 to tensor_parallel_size - 1",
+        ),
         "download_dir": Rule(None, nullable(absolute_path), "use an absolute directory path, or null"),
         "model_src": MODEL_SRC,
         "extra_args": EXTRA_ARGS,
@@ -110,6 +138,7 @@ VLLM = Backend(
     ready_timeout=600,
     # The cuda flavor (the default); the role's vllm_flavor: cpu serves without one.
     needs_gpu=lambda settings: True,
+    cross_check=_vllm_cross_check,
 )
 
 LLAMACPP = Backend(
@@ -125,6 +154,11 @@ LLAMACPP = Backend(
         "n_gpu_layers": Rule(0, int_at_least(-1), "use -1 to offload every layer, 0 for CPU only, or a layer count"),
         "threads": Rule(None, nullable(positive_int), "set a thread count greater than 0, or null"),
         "parallel": Rule(1, positive_int, "set the number of parallel request slots, such as 1"),
+        "gpus": Rule(
+            None,
+            nullable(gpu_indexes),
+            "list the GPUs to offload the layers to by nvidia-smi's index, such as [1], or null for GPU 0",
+        ),
         "model_src": MODEL_SRC,
         "model_url": Rule(None, nullable(url), "use an http(s):// or file:// URL of the GGUF file, or null"),
         "model_checksum": Rule(None, nullable(checksum), "use 'sha256:' followed by the file's 64 hex digits, or null"),

@@ -302,10 +302,22 @@ def _cache_on(variables: Mapping) -> bool:
     return variables.get("litellm_cache", True) is not False
 
 
-def _redis_password(variables: Mapping) -> str | None:
-    needed = _cache_on(variables)
-    cache = "the gateway's cache needs it (litellm_cache, default true)"
-    fix = f"{REDIS_PASSWORD_FIX}, or set litellm_cache: false"
+def _shared_redis(plan: Mapping | None) -> Mapping | None:
+    """The plan's Redis when several gateways share it (their router state always lives there)."""
+    redis = (plan or {}).get("redis") or {}
+    return redis if len(redis.get("gateways", [])) > 1 else None
+
+
+def _redis_password(variables: Mapping, shared: Mapping | None) -> str | None:
+    needed = _cache_on(variables) or shared is not None
+    if shared is not None:
+        cache = (
+            f"the gateways on {', '.join(shared['gateways'])} share their cooldowns through Redis on {shared['host']}"
+        )
+        fix = REDIS_PASSWORD_FIX
+    else:
+        cache = "the gateway's cache needs it (litellm_cache, default true)"
+        fix = f"{REDIS_PASSWORD_FIX}, or set litellm_cache: false"
     if REDIS_PASSWORD not in variables:
         return _line(REDIS_PASSWORD, (f"not set, and {cache}", fix)) if needed else None
     value = variables[REDIS_PASSWORD]
@@ -361,8 +373,9 @@ def _secrets(variables: Mapping, skip: Iterable[str], gateway_here: bool, plan: 
     problems = []
     if MASTER_KEY not in skip and gateway_here:
         problems.append(_master_key(variables))
-    if REDIS_PASSWORD not in skip and gateway_here:
-        problems.append(_redis_password(variables))
+    shared = _shared_redis(plan)
+    if REDIS_PASSWORD not in skip and (gateway_here or (shared is not None and shared["host"] == host)):
+        problems.append(_redis_password(variables, shared))
     network = {name: why for name, why in _network_keys(plan, host).items() if name not in skip}
     problems.extend(_network_key(variables, name, why) for name, why in network.items())
     problems.extend(
@@ -566,6 +579,8 @@ VALUE_RULES: dict[str, Callable[[object], Problem | None]] = {
     "redis_port": _port,
     "litellm_cache_redis_port": _port,
     "litellm_request_timeout": _at_least(1),
+    "litellm_graceful_shutdown_timeout": _at_least(0),
+    "vllm_shutdown_timeout": _at_least(0),
     "litellm_cache_ttl": _at_least(1),
     "litellm_health_check_interval": _at_least(1),
     "litellm_config_backups": _at_least(0),

@@ -4,7 +4,8 @@
 ``build_plan(catalog, hosts, addresses)`` checks the whole catalog, collects every problem it finds and
 raises ``CatalogError`` with all of them; otherwise it returns the plan: for each host the finished
 records of the services it runs (unit, env file, port, bind address, probe URL, the gateway's api_base,
-the names to expect, settings, ready timeout), plus the models, public names, fallbacks and routes.
+the names to expect, settings, ready timeout), plus the models, public names, fallbacks, routes and the
+Redis the gateways share.
 Roles and phases read these records and derive nothing.
 
 Every problem reads ``<location>.<field>: <what is wrong>; <how to fix it>``, where the location is
@@ -77,7 +78,8 @@ def build_plan(catalog: dict, hosts: list[str], addresses: Mapping[str, str] | N
     records.ports(check, services, play_hosts or [])
     records.host_addresses(check, services, reach)
     records.reachability(check, services, backends)
+    shared = records.redis(check, gateway, services, reach)
     routes = links.routes(check, catalog, owners)
     if check.problems:
         raise CatalogError(check.problems)
-    return records.assemble(models, services, routes, play_hosts or [], reach)
+    return records.assemble(models, services, routes, play_hosts or [], reach, shared=shared)

@@ -22,6 +22,15 @@ UNKNOWN_REF = "is not a model name or alias in the catalog; name a model declare
 GGUF_FIX = "set the absolute path of the GGUF file on the host"
 LOOP_FIX = "remove one of these fallbacks"
 GPU_FIX = "use the share of GPU memory vLLM may take, such as 0.85"
+VLLM_GPUS_FIX = (
+    "list the GPUs to run the model on by nvidia-smi's index, one per tensor_parallel_size, such as [0, 1], "
+    "or null for GPUs 0 to tensor_parallel_size - 1"
+)
+CPP_GPUS_FIX = "list the GPUs to offload the layers to by nvidia-smi's index, such as [1], or null for GPU 0"
+PARAMS_FIX = (
+    "set the model's parameter count in billions, such as 7.6 (the pre-flight memory check reads it when the "
+    "model is not a local directory with a config.json), or null"
+)
 EXTRA_ARGS_FIX = "write extra_args as a list of strings, such as ['--enforce-eager']"
 HOSTS_FIX = "pass the inventory hostnames, such as groups['llm_hosts']"
 GGUF = "/srv/models/qwen2.5-coder-7b-instruct-q4_k_m.gguf"
@@ -64,12 +73,15 @@ def test_seed_catalog_plan(catalog, hosts):
         "gpu_memory_utilization": 0.85,
         "tensor_parallel_size": 1,
         "max_num_seqs": 16,
+        "parameters_billions": None,
+        "gpus": None,
         "download_dir": None,
         "model_src": None,
         "extra_args": [],
     }
-    cpp_settings = {"flavor": "python", "n_ctx": 4096, "n_gpu_layers": 99, "threads": 8, "parallel": 1}
+    cpp_settings = {"flavor": "python", "n_ctx": 4096, "n_gpu_layers": 99, "threads": 8, "parallel": 1, "gpus": None}
     native_settings = {"flavor": "native", "n_ctx": 4096, "n_gpu_layers": 99, "threads": None, "parallel": 1}
+    native_settings["gpus"] = None
     cpp_settings.update(NO_SOURCE)
     native_settings.update(NO_SOURCE)
     both = ["gpu01", "gpu02"]
@@ -244,6 +256,7 @@ def test_seed_catalog_plan(catalog, hosts):
                         "key_variable": "llm_stack_litellm_master_key",
                         "reached_from": [],
                         "config_files": ["litellm/config.yaml"],
+                        "redis_address": "127.0.0.1",
                     },
                 ]
             },
@@ -330,6 +343,7 @@ def test_seed_catalog_plan(catalog, hosts):
             "qwen-coder-ollama": ["qwen-coder-cpp"],
         },
         "routes": [{"pattern": "meta-llama/*", "model": "qwen-coder", "service": "vllm-qwen-coder"}],
+        "redis": {"host": "gpu01", "bind": ["127.0.0.1"], "address": "127.0.0.1", "gateways": ["gpu01"]},
     }
 
 
@@ -368,6 +382,8 @@ def test_minimal_catalog_gets_every_default():
             "gpu_memory_utilization": 0.9,
             "tensor_parallel_size": 1,
             "max_num_seqs": None,
+            "parameters_billions": None,
+            "gpus": None,
             "download_dir": None,
             "model_src": None,
             "extra_args": [],
@@ -378,6 +394,7 @@ def test_minimal_catalog_gets_every_default():
             "n_gpu_layers": 0,
             "threads": None,
             "parallel": 1,
+            "gpus": None,
             **NO_SOURCE,
             "extra_args": [],
         },
@@ -437,32 +454,20 @@ def test_minimal_catalog_gets_every_default():
             id="gpu-share-becomes-float",
         ),
         pytest.param(
-            # A gateway on every host: vLLM on gpu01 must then be reachable from gpu02 too.
-            {"gateway": {}, "backends.vllm.bind": "0.0.0.0"},
-            lambda plan: all(
-                record(plan, host, "litellm") | {"names": [], "models": [], "chat_model": None, "gateway_ids": []}
-                == {
-                    "key": "litellm",
-                    "backend": "litellm",
-                    "unit": "llm-litellm.service",
-                    "env_file": "litellm.env",
-                    "port": 4000,
-                    "bind": "127.0.0.1",
-                    "probe_url": "http://127.0.0.1:4000",
-                    "api_base": "http://127.0.0.1:4000/v1",
-                    "names": [],
-                    "chat_model": None,
-                    "models": [],
-                    "gateway_ids": [],
-                    "ready_timeout": 180,
-                    "needs_gpu": False,
-                    "key_variable": "llm_stack_litellm_master_key",
-                    "reached_from": [],
-                    "config_files": ["litellm/config.yaml"],
-                }
-                for host in ("gpu01", "gpu02")
+            {
+                "models.0.vllm.gpus": [3, 1],
+                "models.0.vllm.tensor_parallel_size": 2,
+                "models.0.vllm.parameters_billions": 7.6,
+                "models.2.llamacpp.gpus": [1],
+            },
+            lambda plan: (
+                [
+                    {key: model["settings"][key] for key in ("gpus", "parameters_billions") if key in model["settings"]}
+                    for model in plan["models"]
+                ]
+                == [{"gpus": [3, 1], "parameters_billions": 7.6}, {}, {"gpus": [1]}, {"gpus": None}]
             ),
-            id="gateway-defaults",
+            id="gpu-placement",
         ),
         pytest.param(
             {"models.0.fallbacks": ["qwen-coder-cpp"], "models.1.fallbacks": ["qwen-math"]},
@@ -505,6 +510,45 @@ def test_minimal_catalog_gets_every_default():
 )
 def test_valid_variations(catalog, hosts, changes, check):
     assert check(build_plan(mutated(catalog, changes), hosts))
+
+
+def test_a_gateway_on_every_host_by_default(catalog, hosts):
+    # A gateway on every host: vLLM on gpu01 must then be reachable from gpu02 too, and the gateways share
+    # the Redis on the first gateway host, gpu01, at its address.
+    changes = {"gateway": {}, "backends.vllm.bind": "0.0.0.0"}
+    plan = build_plan(mutated(catalog, changes), hosts, {"gpu01": "10.0.0.1", "gpu02": "10.0.0.2"})
+    assert plan["redis"] == {
+        "host": "gpu01",
+        "bind": ["127.0.0.1", "10.0.0.1"],
+        "address": "10.0.0.1",
+        "gateways": ["gpu01", "gpu02"],
+    }
+    assert [record(plan, host, "litellm")["redis_address"] for host in hosts] == ["127.0.0.1", "10.0.0.1"]
+    assert all(
+        record(plan, host, "litellm")
+        | {"names": [], "models": [], "chat_model": None, "gateway_ids": [], "redis_address": None}
+        == {
+            "key": "litellm",
+            "backend": "litellm",
+            "unit": "llm-litellm.service",
+            "env_file": "litellm.env",
+            "port": 4000,
+            "bind": "127.0.0.1",
+            "probe_url": "http://127.0.0.1:4000",
+            "api_base": "http://127.0.0.1:4000/v1",
+            "names": [],
+            "chat_model": None,
+            "models": [],
+            "gateway_ids": [],
+            "ready_timeout": 180,
+            "needs_gpu": False,
+            "key_variable": "llm_stack_litellm_master_key",
+            "reached_from": [],
+            "config_files": ["litellm/config.yaml"],
+            "redis_address": None,
+        }
+        for host in ("gpu01", "gpu02")
+    )
 
 
 def test_hosts_argument_is_deduplicated(catalog):
@@ -611,7 +655,10 @@ REJECTIONS = [
         {"gateway.port": 8000, "gateway.hosts": DELETE, "backends.vllm.bind": "0.0.0.0"},
         [
             "gateway.port: 8000 on hosts gpu01, gpu02 is already used by models[2] (qwen-coder-cpp); "
-            "give each service its own port"
+            "give each service its own port",
+            "gateway.redis_host: the gateway on gpu02 reaches Redis on gpu01 over the network, but "
+            "llm_stack_address of gpu01 is not set; set llm_stack_address of gpu01 to its IP address on the "
+            "private network",
         ],
         id="gateway-port-clash-on-two-hosts",
     ),
@@ -1042,6 +1089,75 @@ REJECTIONS = [
             "set the number of GPUs to shard the model over"
         ],
         id="tensor-parallel-null",
+    ),
+    pytest.param(
+        {"models.0.vllm.gpus": [0, 1]},
+        [
+            f"{M0}.vllm.gpus: lists 2 GPUs, but vllm.tensor_parallel_size is 1; list one GPU per "
+            "tensor_parallel_size, or set tensor_parallel_size: 2"
+        ],
+        id="gpus-not-tensor-parallel-size",
+    ),
+    pytest.param(
+        {"models.0.vllm.gpus": [1], "models.0.vllm.tensor_parallel_size": 4},
+        [
+            f"{M0}.vllm.gpus: lists 1 GPU, but vllm.tensor_parallel_size is 4; list one GPU per "
+            "tensor_parallel_size, or set tensor_parallel_size: 1"
+        ],
+        id="gpus-fewer-than-tensor-parallel-size",
+    ),
+    pytest.param(
+        # A setting wrong on its own is reported alone: the comparison waits until both are valid.
+        {"models.0.vllm.gpus": [0, 1], "models.0.vllm.tensor_parallel_size": 0},
+        [
+            f"{M0}.vllm.tensor_parallel_size: 0 is not a positive integer; "
+            "set the number of GPUs to shard the model over"
+        ],
+        id="gpus-beside-bad-tensor-parallel-size",
+    ),
+    pytest.param(
+        {"models.0.vllm.gpus": [0, 0], "models.0.vllm.tensor_parallel_size": 2},
+        [f"{M0}.vllm.gpus[1]: GPU 0 is listed twice; {VLLM_GPUS_FIX}"],
+        id="gpus-twice",
+    ),
+    pytest.param(
+        {"models.0.vllm.gpus": [-1, "1", True], "models.0.vllm.tensor_parallel_size": 3},
+        [
+            f"{M0}.vllm.gpus[0]: -1 is not a GPU index (an integer of 0 or more); {VLLM_GPUS_FIX}",
+            f"{M0}.vllm.gpus[1]: '1' is not a GPU index (an integer of 0 or more); {VLLM_GPUS_FIX}",
+            f"{M0}.vllm.gpus[2]: true is not a GPU index (an integer of 0 or more); {VLLM_GPUS_FIX}",
+        ],
+        id="gpus-not-indexes",
+    ),
+    pytest.param(
+        {"models.0.vllm.gpus": "0,1"},
+        [f"{M0}.vllm.gpus: expected a list of GPU indexes, got a string; {VLLM_GPUS_FIX}"],
+        id="gpus-a-string",
+    ),
+    pytest.param(
+        {"models.0.vllm.gpus": []},
+        [f"{M0}.vllm.gpus: the list is empty; {VLLM_GPUS_FIX}"],
+        id="gpus-empty",
+    ),
+    pytest.param(
+        {"models.2.llamacpp.gpus": [1.0]},
+        [f"{M2}.llamacpp.gpus[0]: 1.0 is not a GPU index (an integer of 0 or more); {CPP_GPUS_FIX}"],
+        id="llamacpp-gpus-float",
+    ),
+    pytest.param(
+        {"models.0.vllm.parameters_billions": 0},
+        [f"{M0}.vllm.parameters_billions: 0 is not a number greater than 0; {PARAMS_FIX}"],
+        id="parameters-zero",
+    ),
+    pytest.param(
+        {"models.0.vllm.parameters_billions": "7.6B"},
+        [f"{M0}.vllm.parameters_billions: '7.6B' is not a number greater than 0; {PARAMS_FIX}"],
+        id="parameters-string",
+    ),
+    pytest.param(
+        {"models.0.vllm.parameters_billions": True},
+        [f"{M0}.vllm.parameters_billions: true is not a number greater than 0; {PARAMS_FIX}"],
+        id="parameters-bool",
     ),
     pytest.param(
         {"models.0.vllm.gpu_memory_utilization": 1.5},

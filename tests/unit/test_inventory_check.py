@@ -287,6 +287,21 @@ def test_a_host_without_the_gateway_or_ollama_needs_neither_their_secrets_nor_th
     ]
 
 
+def test_gateways_sharing_redis_need_its_password_even_without_the_cache() -> None:
+    catalog = small_catalog()
+    catalog["gateway"]["hosts"] = [HOST, "gpu02"]
+    catalog["backends"] = {"vllm": {"bind": "0.0.0.0"}, "llamacpp": {"bind": "0.0.0.0"}}
+    catalog["models"] = catalog["models"][::2]
+    variables = valid(llm_stack_catalog=catalog, llm_stack_redis_password=ABSENT, litellm_cache=False, **NETWORK_KEYS)
+    problem = (
+        f"llm_stack_redis_password: not set, and the gateways on {HOST}, gpu02 share their cooldowns through Redis "
+        f"on {HOST}; {REDIS_FIX}"
+    )
+    addresses = {HOST: "10.0.0.1", "gpu02": "10.0.0.2"}
+    for host in (HOST, "gpu02"):
+        assert problems_of(variables, [HOST, "gpu02"], host=host, addresses=addresses) == [problem]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Secrets
 

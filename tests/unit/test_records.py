@@ -30,6 +30,10 @@ ONE_HOST_FIX = "bind 0.0.0.0 and set llm_stack_address for each host, or bind ea
 VLLM_DIR_FIX = "copy the model into a directory of its own, such as /srv/models/qwen"
 GGUF_DIR_FIX = "put the GGUF file in a directory of its own, such as /srv/models/qwen.gguf"
 CHECKSUM = "sha256:" + "a" * 64
+REDIS_ON_GPU01 = (
+    "gateway.redis_host: the gateway on gpu02 reaches Redis on gpu01 over the network, but llm_stack_address of "
+    "gpu01 is not set; set llm_stack_address of gpu01 to its IP address on the private network"
+)
 
 
 def two_hosts() -> dict:
@@ -233,7 +237,8 @@ def test_loopback_is_fine_where_every_gateway_runs_on_the_same_host():
             {"gateway.hosts": ["gpu01", "gpu02"]},
             [
                 "backends.vllm.bind: 127.0.0.1 is a loopback address, so the gateway on gpu02 cannot reach "
-                f"models[0] (coder) on gpu01; {GPU01_FIX}"
+                f"models[0] (coder) on gpu01; {GPU01_FIX}",
+                REDIS_ON_GPU01,
             ],
             id="second-gateway-on-another-host",
         ),
@@ -304,7 +309,10 @@ def test_loopback_unreachable_from_the_gateway_is_refused(changes, problems):
         ),
         pytest.param(
             {"gateway.hosts": HOSTS, "gateway.bind": "10.0.0.5", "backends.vllm.bind": "0.0.0.0"},
-            [f"gateway.bind: 10.0.0.5 is one host's address, but it would be bound on gpu01, gpu02; {ONE_HOST_FIX}"],
+            [
+                f"gateway.bind: 10.0.0.5 is one host's address, but it would be bound on gpu01, gpu02; {ONE_HOST_FIX}",
+                REDIS_ON_GPU01,
+            ],
             id="gateway-on-two-hosts",
         ),
     ],
@@ -739,3 +747,72 @@ def test_binding_llm_stack_address_needs_an_ip_address_on_every_host(addresses, 
     assert problems_of(catalog, HOSTS, addresses) == [
         f"backends.llamacpp.bind: {problem}; set llm_stack_address of gpu02 to its IP address on the private network"
     ]
+
+
+# The Redis every gateway shares: on the first gateway host by default, or where gateway.redis_host says.
+
+
+def test_one_gateway_keeps_its_redis_on_loopback():
+    plan = build_plan(two_hosts(), HOSTS)
+    assert plan["redis"] == {"host": "gpu01", "bind": ["127.0.0.1"], "address": "127.0.0.1", "gateways": ["gpu01"]}
+    assert record(plan, "gpu01", "litellm")["redis_address"] == "127.0.0.1"
+
+
+def test_gateways_share_the_redis_named_by_redis_host():
+    catalog = changed(two_hosts(), {"gateway.hosts": HOSTS, "gateway.redis_host": "gpu02"})
+    catalog = changed(catalog, {"backends.vllm.bind": "0.0.0.0"})
+    plan = build_plan(catalog, HOSTS, {"gpu01": "10.0.0.11", "gpu02": "10.0.0.12"})
+    assert plan["redis"] == {
+        "host": "gpu02",
+        "bind": ["127.0.0.1", "10.0.0.12"],
+        "address": "10.0.0.12",
+        "gateways": HOSTS,
+    }
+    assert [record(plan, host, "litellm")["redis_address"] for host in HOSTS] == ["10.0.0.12", "127.0.0.1"]
+
+
+def test_no_gateway_no_redis():
+    catalog = changed(two_hosts(), {"gateway.hosts": ["gpu01"]})
+    plan = build_plan(catalog, HOSTS)
+    assert "redis_address" not in record(plan, "gpu01", "vllm-coder")
+
+
+@pytest.mark.parametrize(
+    ("changes", "addresses", "problem"),
+    [
+        pytest.param(
+            {},
+            {},
+            "gateway.redis_host: the gateway on gpu02 reaches Redis on gpu01 over the network, but llm_stack_address "
+            "of gpu01 is not set; set llm_stack_address of gpu01 to its IP address on the private network",
+            id="shared-redis-needs-an-address",
+        ),
+        pytest.param(
+            {},
+            {"gpu01": "gpu01.lab"},
+            "gateway.redis_host: the gateway on gpu02 reaches Redis on gpu01 over the network, but llm_stack_address "
+            "of gpu01 is 'gpu01.lab', not an IP address; set llm_stack_address of gpu01 to its IP address on the "
+            "private network",
+            id="shared-redis-binds-an-ip-address",
+        ),
+        pytest.param(
+            {"gateway.redis_host": "gpu03"},
+            {},
+            "gateway.redis_host: 'gpu03' is not among the play's hosts (gpu01, gpu02); name the inventory host that "
+            "runs Redis for every gateway, or leave redis_host out",
+            id="redis-host-in-the-play",
+        ),
+        pytest.param(
+            {"gateway.redis_host": ""},
+            {},
+            "gateway.redis_host: the value is empty; name the inventory host that runs Redis for every gateway, or "
+            "leave redis_host out",
+            id="redis-host-empty",
+        ),
+    ],
+)
+def test_refuses_a_shared_redis_the_gateways_cannot_reach(changes, addresses, problem):
+    catalog = changed(two_hosts(), {"gateway.hosts": HOSTS, "backends.vllm.bind": "0.0.0.0", **changes})
+    with pytest.raises(CatalogError) as caught:
+        build_plan(catalog, HOSTS, addresses)
+    assert problem in caught.value.problems
