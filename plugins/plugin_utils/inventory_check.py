@@ -78,6 +78,9 @@ PLAYBOOK_SET = {
     "litellm_instances": FROM_CATALOG,
     "litellm_master_key": "remove it and set llm_stack_litellm_master_key instead",
     "litellm_cache_redis_password": "remove it and set llm_stack_redis_password instead",
+    "litellm_cache_redis_host": "remove it and set llm_stack_catalog.gateway.redis_host instead",
+    "litellm_router_shared_state": "remove it; phase 2 shares the router's state when the plan has several gateways",
+    "redis_bind_address": "remove it; phase 2 binds the addresses the plan's gateways reach Redis at",
     "litellm_backend_api_keys": "remove it and set llm_stack_vllm_api_key and llm_stack_llamacpp_api_key instead",
 }
 DEFER_RESTART_SUFFIX = "_defer_restart"
@@ -526,15 +529,6 @@ def _user_name(value: object) -> Problem | None:
     )
 
 
-def _not_every_interface(value: object) -> Problem | None:
-    if str(value) not in ("0.0.0.0", "::"):
-        return None
-    return (
-        f"{_show(value)} makes Redis listen on every interface",
-        "use loopback (127.0.0.1) or a private address the gateways reach it at",
-    )
-
-
 PIP_OPTIONS = {"index_url": "str", "extra_index_urls": "list", "find_links": "list", "no_index": "bool", "cert": "str"}
 
 
@@ -575,7 +569,6 @@ VALUE_RULES: dict[str, Callable[[object], Problem | None]] = {
     "service_account_user": _user_name,
     "service_account_home": _absolute_or_empty,
     "service_account_wait_timeout": _at_least(1),
-    "redis_bind_address": _not_every_interface,
     "redis_port": _port,
     "litellm_cache_redis_port": _port,
     "litellm_request_timeout": _at_least(1),

@@ -541,7 +541,6 @@ def test_a_setting_of_the_wrong_type(name: str, value: object, problem: str) -> 
         ("llamacpp_native_cmake_args", ["-DGGML_CUDA=ON"]),
         ("litellm_router_settings", {"num_retries": 2, "routing_strategy": "least-busy"}),
         ("ollama_keep_alive", -1),
-        ("redis_bind_address", "10.0.0.5"),
         ("service_account_user", "llm-svc"),
         ("vllm_pip_options", {"find_links": ["/srv/wheels"], "no_index": True, "cert": "/etc/ssl/ca.pem"}),
     ],
@@ -575,16 +574,6 @@ def test_a_secret_setting_of_the_wrong_kind_shows_no_value() -> None:
 @pytest.mark.parametrize(
     ("changes", "problem"),
     [
-        (
-            {"redis_bind_address": "0.0.0.0"},
-            "redis_bind_address: '0.0.0.0' makes Redis listen on every interface; "
-            "use loopback (127.0.0.1) or a private address the gateways reach it at",
-        ),
-        (
-            {"redis_bind_address": "::"},
-            "redis_bind_address: '::' makes Redis listen on every interface; "
-            "use loopback (127.0.0.1) or a private address the gateways reach it at",
-        ),
         (
             {"service_account_user": "LLM Service"},
             "service_account_user: 'LLM Service' is not a valid Linux user name; use lowercase letters, digits, "
@@ -669,6 +658,7 @@ def test_a_variable_the_playbooks_set_is_refused(name: str, fix: str) -> None:
         ("redis_password", "llm_stack_redis_password"),
         ("litellm_cache_redis_password", "llm_stack_redis_password"),
         ("litellm_master_key", "llm_stack_litellm_master_key"),
+        ("litellm_cache_redis_host", "llm_stack_catalog.gateway.redis_host"),
     ],
 )
 def test_the_fix_names_the_llm_stack_variable(name: str, instead: str) -> None:
