@@ -82,16 +82,18 @@ PLAYBOOK_SET = {
     "litellm_router_shared_state": "remove it; phase 2 shares the router's state when the plan has several gateways",
     "redis_bind_address": "remove it; phase 2 binds the addresses the plan's gateways reach Redis at",
     "litellm_backend_api_keys": "remove it and set llm_stack_vllm_api_key and llm_stack_llamacpp_api_key instead",
+    "nvidia_driver_required_by": FROM_CATALOG,
 }
 DEFER_RESTART_SUFFIX = "_defer_restart"
 DEFER_RESTART_FIX = "remove it; phase 2 defers every restart to phase 3 itself"
 
 # Facts the roles set while they run: role-prefixed, but never the inventory's.
-ROLE_FACTS = frozenset({"service_account_info", "openai_ready_results"})
+ROLE_FACTS = frozenset({"service_account_info", "openai_ready_results", "nvidia_driver_status"})
 # Settings of the phases that take one of a few words.
 PHASE_CHOICES = {
     "llm_stack_prove_fallbacks": ("changed", "always", "never"),
     "llm_stack_rolling_restart": (True, False),
+    "llm_stack_manage_nvidia_driver": (True, False),
 }
 # The llm_stack_* inventory variables this check reads.
 STACK_VARIABLES = (CATALOG, *SECRETS, *PHASE_CHOICES, *(name for name in MOVED if name.startswith("llm_stack_")))

@@ -116,6 +116,13 @@ def test_rolling_restart_is_a_boolean() -> None:
     )
 
 
+def test_managing_the_nvidia_driver_is_a_boolean() -> None:
+    assert problems_of(valid(llm_stack_manage_nvidia_driver=True)) == []
+    assert one_problem(llm_stack_manage_nvidia_driver="yes") == (
+        "llm_stack_manage_nvidia_driver: 'yes' is not one of its choices; use one of true, false"
+    )
+
+
 def test_prove_fallbacks_takes_one_of_its_words() -> None:
     assert problems_of(valid(llm_stack_prove_fallbacks="always")) == []
     assert one_problem(llm_stack_prove_fallbacks="sometimes") == (
