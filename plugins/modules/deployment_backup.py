@@ -18,7 +18,21 @@ description:
     files it replaces or removes are first saved as a backup of their own (kind C(before-restore)), so nothing
     is lost; that backup is never chosen by default.
   - A backup is a directory C(ROOT/NAME) with C(manifest.json) (path, sha256, mode, size of each file) and the
-    files under C(files/).
+    files under C(files/). A save fills a staging directory C(ROOT/.saving-*) and renames it to C(NAME) when
+    complete.
+  - The contents of O(root) are not trusted. An entry is used as a backup only when it is a directory (not a
+    symbolic link) named by a timestamp in the format the module writes (C(20261126T071502.123456Z)) and its
+    C(manifest.json) is a regular file that parses, names that same directory and lists well-formed files; any
+    other entry is skipped with a warning (so a truncated manifest never stops later saves, and the newest good
+    backup is used). Staging directories left by an interrupted save are skipped, and removed by the next
+    O(state=present) run (RV(cleaned)). Pruning removes only entries directly under O(root), never through a
+    symbolic link.
+  - A restore refuses the whole backup, before anything changes, when a file it lists is not an absolute,
+    normalised path (no C(.), C(..), C(//)) matched by O(paths) as C(glob) matches it, is listed twice, has a mode
+    above C(0777) (setuid, setgid, sticky), or when a stored copy is missing, differs from its sha256, or lies
+    behind a symbolic link. A save refuses files with setuid, setgid or sticky bits for the same reason.
+  - Every error of the file system (permission, full disk, missing file) fails the module with the path and the
+    error.
 options:
   root:
     description: Directory that holds the backups.
@@ -107,6 +121,12 @@ saved_before_restore:
   description: The C(before-restore) backup of what was replaced or removed; empty when nothing was.
   type: str
   returned: when state=restored
+cleaned:
+  description: Staging directories (C(.saving-*)) left by an interrupted save, removed (in check mode, to be
+    removed) before saving.
+  type: list
+  elements: str
+  returned: when state=present
 pruned:
   description: Backups deleted to keep O(keep).
   type: list
@@ -149,10 +169,15 @@ def main() -> None:
         else:
             result = store.restore(params["name"])
         result["pruned"] = store.prune(params["keep"])
+        backups = store.listing()
     except BackupError as exc:
         module.fail_json(msg=str(exc))
-    changed = bool(result.get("created") or result.get("restored") or result.get("removed") or result["pruned"])
-    module.exit_json(changed=changed, backups=store.listing(), **result)
+    except OSError as exc:
+        module.fail_json(msg=f"deployment_backup failed on {params['root']}: {exc}")
+    for reason in store.skipped.values():
+        module.warn(reason)
+    changed = any(result.get(key) for key in ("created", "restored", "removed", "cleaned", "pruned"))
+    module.exit_json(changed=changed, backups=backups, **result)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,19 @@ from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import (
     ip_address,
     is_int,
     is_list,
+    is_mapping,
     kind,
     name_problem,
     show,
     slug,
 )
-from ansible_collections.labai.llm_stack.plugins.plugin_utils.backends import BACKENDS, DEFAULT_BIND, GATEWAY
+from ansible_collections.labai.llm_stack.plugins.plugin_utils.backends import (
+    BACKENDS,
+    DEFAULT_BIND,
+    GATEWAY,
+    Backend,
+    own_flag_problems,
+)
 
 FALLBACK_FIELDS = ("fallbacks", "context_window_fallbacks")
 TOP_FIELDS = ("backends", "gateway", "models", "routes")
@@ -354,12 +361,24 @@ def _model_settings(check: Checker, model: ModelEntry, raw: Mapping) -> None:
                 check.add(model.where, f"{block}.{field_name}", what, fix)
         if block == model.backend:
             model.settings = settings
+            _extra_args(check, model, backend, raw[block])
     if model.backend and model.backend not in raw:
         model.settings = check.settings(model.where, model.backend, {}, BACKENDS[model.backend].settings)
     if model.settings.get("model_url") and not model.settings.get("model_checksum"):
         what = "a model downloaded without a checksum could be anything"
         check.add(model.where, f"{model.backend}.model_checksum", what, "set 'sha256:' and the file's 64 hex digits")
     _model_directory(check, model)
+
+
+def _extra_args(check: Checker, model: ModelEntry, backend: Backend, block: object) -> None:
+    """extra_args go after the flags the role sets, and the server takes the last of two: none may repeat one.
+    Every string is looked at, also when others in the list were refused."""
+    arguments = block.get("extra_args") if is_mapping(block) else None
+    if not is_list(arguments):
+        return
+    strings = [argument if isinstance(argument, str) else "" for argument in arguments]
+    for index, what, fix in own_flag_problems(strings, backend.own_flags(model.settings)):
+        check.add(model.where, f"{backend.name}.extra_args[{index}]", what, fix)
 
 
 def _model_directory(check: Checker, model: ModelEntry) -> None:

@@ -7,7 +7,9 @@ import difflib
 from collections.abc import Mapping
 
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import (
+    CONTROL_FIX,
     Rule,
+    control_problem,
     is_int,
     is_list,
     is_mapping,
@@ -41,6 +43,11 @@ class Checker:
         location = f"{where}.{field_name}" if field_name else where
         self.problems.append(f"{location}: {what}; {fix}")
 
+    def add_all(self, where: str, field_name: str, problems: list[tuple[str, ...]], fix: str) -> None:
+        """A check's (suffix, what) problems with ``fix``, and its (suffix, what, fix) ones with their own."""
+        for suffix, what, *own_fix in problems:
+            self.add(where, field_name + suffix, what, own_fix[0] if own_fix else fix)
+
     def unknown_fields(self, where: str, mapping: Mapping, known: tuple[str, ...]) -> None:
         for key in mapping:
             if key in known:
@@ -69,6 +76,8 @@ class Checker:
             self.add(where, field_name, f"expected a string, got {kind(value)}", fix)
         elif not value.strip():
             self.add(where, field_name, "the value is empty", fix)
+        elif control_problem(value):
+            self.add(where, field_name, control_problem(value), CONTROL_FIX)
         else:
             return str(value)
         return None
@@ -76,11 +85,15 @@ class Checker:
     def strings(self, where: str, field_name: str, value: object, fix: str) -> list[tuple[int, str]]:
         """The (index, string) items of a list of strings, reporting the rest."""
         problems = strings(value)
-        for suffix, what in problems:
-            self.add(where, field_name + suffix, what, fix)
+        self.add_all(where, field_name, problems, fix)
         if not is_list(value):
             return []
-        return [(index, str(item)) for index, item in enumerate(value) if isinstance(item, str)]
+        refused = {suffix for suffix, *_ in problems}
+        return [
+            (index, str(item))
+            for index, item in enumerate(value)
+            if isinstance(item, str) and f"[{index}]" not in refused
+        ]
 
     def hosts(self, where: str, raw: Mapping, play_hosts: list[str] | None) -> list[str]:
         """The hosts a service runs on: the 'hosts' field, or every host of the play."""
@@ -112,8 +125,7 @@ class Checker:
             if rule is None:
                 continue
             problems = rule.check(value)
-            for suffix, what in problems:
-                self.add(where, f"{block}.{key}{suffix}", what, rule.fix)
+            self.add_all(where, f"{block}.{key}", problems, rule.fix)
             if not problems:
                 settings[key] = rule.normalise(value)
         return settings

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
 NAME_FIX = "use letters, digits and . _ : / - (starting with a letter or digit)"
+# C0 and C1 control characters (line breaks, tabs, NUL, ESC, DEL...): a unit or env file line cannot hold them.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTROL_FIX = "remove the control character (the value is written into a unit or env file)"
 
 
 def is_mapping(value: object) -> bool:
@@ -70,6 +73,14 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
+def control_problem(value: str) -> str | None:
+    """What is wrong with a string holding a control character, naming the first one; None when it holds none."""
+    found = CONTROL.search(value)
+    if found is None:
+        return None
+    return f"{value!r} holds a control character (U+{ord(found.group()):04X})"
+
+
 def name_problem(value: str) -> tuple[str, str] | None:
     """What is wrong with a public name or alias, and how to fix it; None when it is fine."""
     if not value:
@@ -84,7 +95,9 @@ def name_problem(value: str) -> tuple[str, str] | None:
 # ---------------------------------------------------------------------------------------------------------
 # Settings blocks: one rule per known key (default, check, fix)
 
-Check = Callable[[object], list[tuple[str, str]]]  # value -> [(field suffix, what is wrong)]
+# value -> [(field suffix, what is wrong)], or (field suffix, what is wrong, how to fix it) where the rule's fix
+# does not fit the problem.
+Check = Callable[[object], list[tuple[str, ...]]]
 
 
 @dataclass(frozen=True)
@@ -148,34 +161,46 @@ def one_of(label: str, choices: tuple[str, ...]) -> Check:
     return check
 
 
-def string(value: object) -> list[tuple[str, str]]:
-    return [] if isinstance(value, str) else [("", f"expected a string, got {kind(value)}")]
+def _controls(suffix: str, value: str) -> list[tuple[str, ...]]:
+    what = control_problem(value)
+    return [(suffix, what, CONTROL_FIX)] if what else []
 
 
-def absolute_path(value: object) -> list[tuple[str, str]]:
-    if isinstance(value, str) and posixpath.isabs(value):
-        return []
-    if isinstance(value, str):
+def string(value: object) -> list[tuple[str, ...]]:
+    if not isinstance(value, str):
+        return [("", f"expected a string, got {kind(value)}")]
+    return _controls("", value)
+
+
+def absolute_path(value: object) -> list[tuple[str, ...]]:
+    if not isinstance(value, str):
+        return [("", f"expected a string, got {kind(value)}")]
+    if not posixpath.isabs(value):
         return [("", f"{value!r} is not an absolute path")]
-    return [("", f"expected a string, got {kind(value)}")]
+    return _controls("", value)
 
 
-def strings(value: object) -> list[tuple[str, str]]:
+def strings(value: object) -> list[tuple[str, ...]]:
+    """A list of strings, none with a control character."""
     if not is_list(value):
         return [("", f"expected a list of strings, got {kind(value)}")]
-    return [
-        (f"[{index}]", f"expected a string, got {kind(item)}")
-        for index, item in enumerate(value)
-        if not isinstance(item, str)
-    ]
+    problems: list[tuple[str, ...]] = []
+    for index, item in enumerate(value):
+        if isinstance(item, str):
+            problems.extend(_controls(f"[{index}]", item))
+        else:
+            problems.append((f"[{index}]", f"expected a string, got {kind(item)}"))
+    return problems
 
 
 def nullable(check: Check) -> Check:
     return lambda value: [] if value is None else check(value)
 
 
-def url(value: object) -> list[tuple[str, str]]:
-    if isinstance(value, str) and re.match(r"(https?|file)://[^\s]+$", value):
+def url(value: object) -> list[tuple[str, ...]]:
+    if isinstance(value, str) and CONTROL.search(value):
+        return _controls("", value)
+    if isinstance(value, str) and re.fullmatch(r"(https?|file)://[^\s]+", value):
         return []
     return [("", f"{show(value)} is not an http(s):// or file:// URL")]
 

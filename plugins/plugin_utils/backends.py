@@ -43,6 +43,133 @@ QUANTIZATIONS = (
     "inc",
 )
 
+
+@dataclass(frozen=True)
+class OwnFlags:
+    """The flags a role puts on a server's command line itself: extra_args must not pass them again (the
+    server takes the last one, so a second --host, --port or --api-key would quietly override the plan)."""
+
+    # Each spelling of a flag -> the setting the role takes it from.
+    sources: dict[str, str]
+    # Flags with no setting behind them -> (what passing one does, how to fix it).
+    refused: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # argparse servers read a unique prefix of a long flag (--hos) as the flag, and -qawq as -q awq.
+    abbreviations: bool = False
+    # vLLM reads --max_model_len as --max-model-len.
+    underscores: bool = False
+
+
+def _sources(*groups: tuple[tuple[str, ...], str]) -> dict[str, str]:
+    return {spelling: source for spellings, source in groups for spelling in spellings}
+
+
+def _flag_of(argument: str, flags: OwnFlags) -> str | None:
+    """The flag of ``flags`` an extra argument passes: --flag, --flag=value, or an abbreviation of either."""
+    if not argument.startswith("-") or argument == "--":
+        return None
+    canonical = (lambda flag: flag.replace("_", "-")) if flags.underscores else (lambda flag: flag)
+    given = canonical(argument.split("=", 1)[0])
+    known = {canonical(flag): flag for flag in (*flags.sources, *flags.refused)}
+    if given in known:
+        return known[given]
+    if not flags.abbreviations:
+        return None
+    if given.startswith("--") and len(given) > 2:
+        longer = [known[flag] for flag in known if flag.startswith("--") and flag.startswith(given)]
+        return longer[0] if longer else None
+    short = given[:2]
+    return known.get(short) if not given.startswith("--") and short in known else None
+
+
+def own_flag_problems(arguments: list[str], flags: OwnFlags) -> list[tuple[int, str, str]]:
+    """(index, what is wrong, how to fix it) for each extra argument that passes a flag the role sets."""
+    problems = []
+    for index, argument in enumerate(arguments):
+        flag = _flag_of(argument, flags)
+        if flag is None:
+            continue
+        passes = repr(argument) if argument == flag else f"{argument!r} passes {flag}, which"
+        if flag in flags.refused:
+            what, fix = flags.refused[flag]
+            problems.append((index, f"{passes} {what}", fix))
+        else:
+            source = flags.sources[flag]
+            what = f"{passes} is a flag the role sets itself, from {source}"
+            problems.append((index, what, f"remove it and set {source} instead"))
+    return problems
+
+
+def _bind(backend: str) -> str:
+    return f"bind (the model's, or backends.{backend}.bind)"
+
+
+VLLM_FLAGS = OwnFlags(
+    sources=_sources(
+        (("--model",), "model"),
+        (("--served-model-name",), "name and aliases"),
+        (("--host",), _bind("vllm")),
+        (("--port",), "port"),
+        (("--api-key",), "llm_stack_vllm_api_key"),
+        (("--tensor-parallel-size", "-tp"), "vllm.tensor_parallel_size"),
+        (("--gpu-memory-utilization",), "vllm.gpu_memory_utilization"),
+        (("--quantization", "-q"), "vllm.quantization"),
+        (("--max-model-len",), "vllm.max_model_len"),
+        (("--max-num-seqs",), "vllm.max_num_seqs"),
+        (("--download-dir",), "vllm.download_dir"),
+        (("--dtype",), "vllm_dtype"),
+        (("--shutdown-timeout",), "vllm_shutdown_timeout"),
+    ),
+    refused={
+        "--uds": (
+            "makes vLLM listen on a Unix socket instead of the address and port the plan gives it",
+            "remove it; set bind and port to choose where vLLM listens",
+        ),
+        "--config": (
+            "reads flags from a file, where they could override the flags the role sets",
+            "remove it and list the file's flags in extra_args",
+        ),
+    },
+    abbreviations=True,
+    underscores=True,
+)
+LLAMACPP_NATIVE_FLAGS = OwnFlags(
+    sources=_sources(
+        (("--model", "-m", "--hf-repo", "-hf", "-hfr", "--hf-file", "-hff"), "model_file"),
+        (("--model-url", "-mu"), "llamacpp.model_url"),
+        (("--alias", "-a"), "name and aliases"),
+        (("--host",), _bind("llamacpp")),
+        (("--port",), "port"),
+        (("--api-key", "--api-key-file"), "llm_stack_llamacpp_api_key"),
+        (("--ctx-size", "-c"), "llamacpp.n_ctx"),
+        (("--n-gpu-layers", "--gpu-layers", "-ngl"), "llamacpp.n_gpu_layers"),
+        (("--parallel", "-np"), "llamacpp.parallel"),
+        (("--threads", "-t"), "llamacpp.threads"),
+    ),
+)
+LLAMACPP_PYTHON_FLAGS = OwnFlags(
+    sources=_sources(
+        (("--model", "--hf_model_repo_id"), "model_file"),
+        (("--model_alias",), "name and aliases"),
+        (("--host",), _bind("llamacpp")),
+        (("--port",), "port"),
+        (("--api_key",), "llm_stack_llamacpp_api_key"),
+        (("--n_ctx",), "llamacpp.n_ctx"),
+        (("--n_gpu_layers",), "llamacpp.n_gpu_layers"),
+        (("--n_threads",), "llamacpp.threads"),
+    ),
+    refused={
+        "--interrupt_requests": (
+            "is a flag the role sets itself, to false: a new request waits instead of cutting off a stream",
+            "remove it",
+        ),
+        "--config_file": (
+            "makes llama_cpp.server read its settings from a file and ignore the flags the role sets",
+            "remove it and list the file's settings in extra_args",
+        ),
+    },
+    abbreviations=True,
+)
+
 MODEL_SRC = Rule(
     None, nullable(absolute_path), "use the absolute path of the model on the controller to copy it, or null"
 )
@@ -99,6 +226,8 @@ class Backend:
     )
     # The name the gateway asks the server for: (public name, source) -> upstream model name.
     upstream: Callable[[str, str | None], str] = field(default=lambda name, source: name)
+    # The flags its role sets on the command line, for a model's settings (extra_args must not repeat them).
+    own_flags: Callable[[dict], OwnFlags] = field(default=lambda settings: OwnFlags({}))
 
 
 VLLM = Backend(
@@ -139,6 +268,7 @@ VLLM = Backend(
     # The cuda flavor (the default); the role's vllm_flavor: cpu serves without one.
     needs_gpu=lambda settings: True,
     cross_check=_vllm_cross_check,
+    own_flags=lambda settings: VLLM_FLAGS,
 )
 
 LLAMACPP = Backend(
@@ -172,6 +302,7 @@ LLAMACPP = Backend(
     # llama-cpp-python's server (the python flavor) serves one alias; llama-server (native) takes several.
     listed_names=lambda names, source, settings: list(names) if settings.get("flavor") == "native" else names[:1],
     needs_gpu=lambda settings: settings.get("n_gpu_layers", 0) != 0,
+    own_flags=lambda settings: LLAMACPP_NATIVE_FLAGS if settings.get("flavor") == "native" else LLAMACPP_PYTHON_FLAGS,
 )
 
 OLLAMA = Backend(

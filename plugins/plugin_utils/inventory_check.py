@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import CONTROL as _CONTROL
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import is_int as _is_int
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import kind as _kind
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import show as _show
@@ -46,6 +47,7 @@ MASTER_KEY_FIX = "set the gateway's master key in an ansible-vault file: 'sk-' f
 REDIS_PASSWORD_MIN = 16
 REDIS_PASSWORD_FIX = f"set a Redis password of {REDIS_PASSWORD_MIN} characters or more in an ansible-vault file"
 WHITESPACE_FIX = "remove it (a vault block scalar keeps its last line break: write |- or a quoted string)"
+CONTROL_FIX = "remove it (the value is written into a unit, env or config file)"
 
 # Settings that moved into the catalog: the inventory variable, and where it is set now. Reported as moved
 # whether or not a role still lists the name.
@@ -286,6 +288,8 @@ def _secret_shape(value: object, empty: str) -> Problem | None:
         return f"expected a string, got {_kind(value)}", ""
     if re.search(r"\s", value):
         return "contains whitespace or a line break", WHITESPACE_FIX
+    if _CONTROL.search(value):
+        return "contains a control character", CONTROL_FIX
     return None
 
 
@@ -633,11 +637,42 @@ def _name_problem(name: str, specs: Mapping[str, Mapping]) -> str | None:
     return None
 
 
+def _control_characters(name: str, value: object, secret: bool) -> list[str]:
+    """A setting's strings, in lists and mappings too, hold no control character: the roles write them into
+    unit, env and config files. A secret's value, or an environment's, is not shown."""
+    if isinstance(value, str):
+        found = _CONTROL.search(value)
+        if found is None:
+            return []
+        shown = "" if secret else f"{value!r} "
+        return [_line(name, (f"{shown}contains a control character (U+{ord(found.group()):04X})", CONTROL_FIX))]
+    if isinstance(value, Mapping):
+        environment = name.endswith(("_env", "_environment"))
+        problems = []
+        for key, item in value.items():
+            if isinstance(key, str) and _CONTROL.search(key):
+                found = _CONTROL.search(key)
+                what = f"the key {key!r} contains a control character (U+{ord(found.group()):04X})"
+                problems.append(_line(name, (what, CONTROL_FIX)))
+            else:
+                hidden = secret or environment or is_secret(str(key))
+                problems.extend(_control_characters(f"{name}.{key}", item, hidden))
+        return problems
+    if isinstance(value, (list, tuple)):
+        return [
+            line for index, item in enumerate(value) for line in _control_characters(f"{name}[{index}]", item, secret)
+        ]
+    return []
+
+
 def _setting(name: str, value: object, spec: Mapping) -> list[str]:
     problem = _spec_problem(name, spec, value)
     if problem:
         return [_line(name, problem)]
-    return _value_rules(name, value)
+    problems = _value_rules(name, value)
+    reported = {problem.split(": ", 1)[0] for problem in problems}
+    controls = _control_characters(name, value, is_secret(name, spec))
+    return problems + [problem for problem in controls if problem.split(": ", 1)[0] not in reported]
 
 
 def _settings(variables: Mapping, specs: Mapping[str, Mapping], skip: Iterable[str]) -> list[str]:

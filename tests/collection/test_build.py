@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -13,6 +14,8 @@ import pytest
 TOP = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PLUGIN_DIRS = {"modules": "module", "filter": "filter"}
+# Never in the tarball: development files, and anything that may hold a secret or a lab's details.
+KEPT_OUT = {"inventories", "reports", ".cache", "molecule", "tests", "scripts", "lab", ".ci"}
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +50,56 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     }
 
 
+def leaked(names: list[str]) -> list[str]:
+    return [
+        name
+        for name in names
+        if name.split("/")[0] in KEPT_OUT or "reports" in name.split("/") or "secrets" in name.lower()
+    ]
+
+
 def test_build_keeps_development_files_out(installed: dict) -> None:
-    leaked = [n for n in installed["names"] if n.split("/")[0] in {"tests", "molecule", "scripts", "lab", ".ci"}]
-    assert leaked == []
+    assert leaked(installed["names"]) == []
+
+
+def test_build_keeps_inventories_reports_and_secrets_out(tmp_path: Path) -> None:
+    """A copy of the tree with every kind of file that must stay out, wherever the build could pick one up."""
+    source = tmp_path / "src"
+    shutil.copytree(
+        TOP,
+        source,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(".git", ".venv", ".collections", ".cache", "__pycache__", "*.tar.gz"),
+    )
+    planted = [
+        "inventories/example/group_vars/all/secrets.yml",
+        "inventories/site/hosts.yml",
+        "reports/site-20260101T000000Z.json",
+        "roles/vllm/reports/last.md",
+        "playbooks/reports/run.json",
+        ".cache/reports/site.json",
+        ".cache/lab/key",
+        "playbooks/vars/secrets.yml",
+        "roles/litellm/files/lab-secrets.env",
+        "molecule/default/molecule.yml",
+        "tests/unit/test_x.py",
+    ]
+    for name in planted:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text("sk-planted-secret\n", encoding="utf-8")
+    out = tmp_path / "out"
+    subprocess.run(
+        [str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(out), str(source)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    with tarfile.open(next(out.glob("labai-llm_stack-*.tar.gz"))) as tf:
+        names = tf.getnames()
+        contents = [tf.extractfile(member).read() for member in tf.getmembers() if member.isfile()]
+    assert "roles/vllm/templates/unit.service.j2" in names
+    assert leaked(names) == []
+    assert not [content for content in contents if b"sk-planted-secret" in content]
 
 
 def test_installed_collection_has_roles_and_playbooks(installed: dict) -> None:

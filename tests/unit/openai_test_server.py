@@ -10,6 +10,13 @@ Streams are written the way vLLM and LiteLLM write them: chunked transfer encodi
 ``data: <json>`` event per chunk, a first delta with the role, content deltas, a finish_reason and
 ``data: [DONE]``. Every request is recorded in ``server.requests``.
 
+Hostile servers too: ``drip`` sends its answer (``driphead``: its headers) one byte every ``DRIP_STEP``
+seconds for ``DRIP_FOR`` seconds, then completes it; ``endless*`` streams (and ``hugeerror`` an error body)
+without end, until the client hangs up or ``ENDLESS_BYTES`` have gone; ``hugebody`` and ``hugechunked``
+answer a valid JSON listing of ``HUGE_BYTES``; ``redirect-<status>-<port>`` redirects to the ``models`` or
+``chat`` scenario of the server on that port. Each completes in the end, so that a client without bounds
+fails its test rather than hanging it.
+
 Also here: ``run_module``, which runs a module's ``main()`` with arguments and returns its result.
 """
 
@@ -42,6 +49,10 @@ API_KEY = "sk-test-key"
 SLOW = 1.5  # seconds a slow scenario sleeps; tests give the module a timeout well under it
 STEP = 0.1  # seconds between the chunks of slowchunks
 REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 500: "Internal Server Error"}
+DRIP_STEP = 0.05  # seconds between two bytes of a drip: far below any socket timeout of the tests
+DRIP_FOR = 2.0  # seconds a drip lasts before the answer is completed
+ENDLESS_BYTES = 20 * 1024 * 1024  # when an endless answer gives up: over every default bound of the client
+HUGE_BYTES = 9 * 1024 * 1024  # a JSON answer over the client's default bound
 
 
 def chunk(delta: dict, finish: str | None = None, obj: str = "chat.completion.chunk", **extra) -> dict:
@@ -66,6 +77,7 @@ FINISH = event(chunk({}, "stop"))
 USAGE = event({**chunk({}), "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 5, "total_tokens": 14}})
 DONE = b"data: [DONE]\n\n"
 GOOD = [ROLE, *CONTENT, FINISH, USAGE, DONE]
+DRIPPED_COMMENT = b":" + b" " * (round(DRIP_FOR / DRIP_STEP) - 2) + b"\n"
 
 # Stream scripts: bytes are written as one HTTP chunk, a float sleeps, "cut" sends half of the next chunk
 # and closes the connection, "reset" closes it with a TCP RST, "close" closes it after a false
@@ -102,6 +114,14 @@ STREAMS = {
     "nofinish": [ROLE, *CONTENT, DONE],
     "nocontent": [ROLE, event(chunk({"content": ""}, "length")), DONE],
     "afterdone": [ROLE, *CONTENT, FINISH, DONE, b"\n", CONTENT[0]],
+    # a comment line one byte at a time for DRIP_FOR seconds, then the rest of a good stream
+    "drip": [ROLE, *[part for byte in DRIPPED_COMMENT for part in (bytes([byte]), DRIP_STEP)], *GOOD[1:]],
+}
+# Endless streams: a head, then a piece over and over (see Handler.endless)
+ENDLESS = {
+    "endless": (ROLE, CONTENT[1]),  # content chunks without end
+    "endless-comments": (ROLE, b": keep-alive\n"),  # comments without end: no chunk, no content
+    "endless-line": (ROLE + b"data: ", b"x"),  # a line without end
 }
 
 ANSWER = {
@@ -161,6 +181,25 @@ class Handler(BaseHTTPRequestHandler):
         elif scenario == "slowheaders":
             time.sleep(SLOW)
             self.send(200, json.dumps(ANSWER).encode())
+        elif scenario.startswith("redirect-"):
+            _, status, port = scenario.split("-")
+            target = f"http://127.0.0.1:{port}/{'models' if api == 'models' else 'chat'}/v1/{api}"
+            self.send(int(status), b"", "text/plain", {"Location": target})
+        elif scenario == "driphead":
+            self.drip_headers()
+        elif scenario == "drip" and api == "models":
+            self.drip_body()
+        elif scenario in ("hugebody", "hugechunked"):
+            listing = huge_listing()
+            if scenario == "hugebody":
+                self.send(200, listing)
+            else:
+                self.start_chunked(200, "application/json")
+                for start in range(0, len(listing), 65536):
+                    self.write_chunk(listing[start : start + 65536])
+                self.write_chunk(b"")
+        elif scenario == "hugeerror":
+            self.endless(500, "text/plain", b"", b"x")
         elif api == "models":
             self.models(scenario)
         elif body.get("stream"):
@@ -197,12 +236,60 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.send(404, b"404 page not found", "text/plain")
 
+    def drip_headers(self) -> None:
+        """The status line at once, then a header one byte at a time for DRIP_FOR seconds, then the listing."""
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+        for _ in range(round(DRIP_FOR / DRIP_STEP)):
+            self.wfile.write(b"a")
+            time.sleep(DRIP_STEP)
+        self.wfile.write(b"\r\n")
+        listing = json.dumps({"object": "list", "data": MODELS}).encode()
+        self.wfile.write(f"Content-Type: application/json\r\nContent-Length: {len(listing)}\r\n\r\n".encode())
+        self.wfile.write(listing)
+
+    def drip_body(self) -> None:
+        """The headers at once, then a body of blanks one byte at a time for DRIP_FOR seconds, then the listing."""
+        blanks = round(DRIP_FOR / DRIP_STEP)
+        listing = json.dumps({"object": "list", "data": MODELS}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(blanks + len(listing)))
+        self.end_headers()
+        for _ in range(blanks):
+            self.wfile.write(b" ")
+            time.sleep(DRIP_STEP)
+        self.wfile.write(listing)
+
+    def endless(self, status: int, content_type: str, head: bytes, piece: bytes) -> None:
+        """``head``, then ``piece`` over and over, until the client hangs up or ENDLESS_BYTES have gone; the
+        connection is then closed without the end of the chunked body."""
+        self.start_chunked(status, content_type)
+        if head:
+            self.write_chunk(head)
+        batch = piece * max(1, 65536 // len(piece))
+        for _ in range(ENDLESS_BYTES // len(batch) + 1):
+            self.write_chunk(batch)
+
+    def start_chunked(self, status: int, content_type: str) -> None:
+        self.send_response(status, REASONS.get(status))
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+    def write_chunk(self, data: bytes) -> None:
+        """One chunk of a chunked body; an empty one ends the body."""
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
     def routing(self, scenario: str) -> dict:
         return {"fallback": FALLBACK_ROUTING, "plain": {}}.get(scenario, ROUTING)
 
     def stream(self, scenario: str) -> None:
         if scenario == "wrongtype":  # a server that ignores "stream": true
             self.send(200, json.dumps(ANSWER).encode(), headers=ROUTING)
+            return
+        if scenario in ENDLESS:
+            self.endless(200, "text/event-stream; charset=utf-8", *ENDLESS[scenario])
             return
         script = STREAMS[scenario]
         self.send_response(200)
@@ -276,6 +363,11 @@ class OpenAIServer(ThreadingHTTPServer):
         with self.lock:
             self.counts[scenario] += 1
             self.requests.append({"path": path, "headers": headers, "body": body})
+
+
+def huge_listing() -> bytes:
+    """A valid model listing of more than HUGE_BYTES."""
+    return json.dumps({"object": "list", "data": MODELS, "padding": "x" * HUGE_BYTES}).encode()
 
 
 def closed_port() -> int:

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+from pathlib import Path
 
 import pytest
+from ansible_collections.labai.llm_stack.plugins.plugin_utils import backends
 from ansible_collections.labai.llm_stack.plugins.plugin_utils.plan import CatalogError, build_plan
 
 DELETE = object()
+TOP = Path(__file__).resolve().parents[2]
 
 M0 = "models[0] (qwen-coder)"
 M1 = "models[1] (qwen-coder-ollama)"
@@ -1317,3 +1321,229 @@ def test_catalog_error_message():
     error = CatalogError(["a.b: wrong; fix it"])
     assert error.problems == ["a.b: wrong; fix it"]
     assert str(error) == "llm_stack_catalog is invalid (1 problem):\n  - a.b: wrong; fix it"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Values that reach a unit or env file
+
+
+CONTROL_FIX = "remove the control character (the value is written into a unit or env file)"
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        pytest.param(
+            {"models.0.model": "Qwen/Qwen2.5-Coder\nExecStartPre=/bin/sh"},
+            f"{M0}.model: 'Qwen/Qwen2.5-Coder\\nExecStartPre=/bin/sh' holds a control character (U+000A)",
+            id="model-line-break",
+        ),
+        pytest.param(
+            {"models.1.model": "qwen2.5-coder:7b\x00"},
+            f"{M1}.model: 'qwen2.5-coder:7b\\x00' holds a control character (U+0000)",
+            id="ollama-model-nul",
+        ),
+        pytest.param(
+            {"models.2.model_file": "/srv/models/q\r.gguf"},
+            f"{M2}.model_file: '/srv/models/q\\r.gguf' holds a control character (U+000D)",
+            id="model-file-carriage-return",
+        ),
+        pytest.param(
+            {"models.0.vllm.download_dir": "/srv/hf\tcache"},
+            f"{M0}.vllm.download_dir: '/srv/hf\\tcache' holds a control character (U+0009)",
+            id="download-dir-tab",
+        ),
+        pytest.param(
+            {"models.0.vllm.model_src": "/data/qwen\x1b[0m"},
+            f"{M0}.vllm.model_src: '/data/qwen\\x1b[0m' holds a control character (U+001B)",
+            id="model-src-escape",
+        ),
+        pytest.param(
+            {
+                "models.2.llamacpp.model_url": "https://example.invalid/q.gguf\x7f",
+                "models.2.llamacpp.model_checksum": "sha256:" + "0" * 64,
+            },
+            f"{M2}.llamacpp.model_url: 'https://example.invalid/q.gguf\\x7f' holds a control character (U+007F)",
+            id="model-url-delete",
+        ),
+        pytest.param(
+            {"models.1.ollama.keep_alive": "5m\n"},
+            f"{M1}.ollama.keep_alive: '5m\\n' holds a control character (U+000A)",
+            id="keep-alive-line-break",
+        ),
+        pytest.param(
+            {"models.0.vllm.extra_args": ["--enforce-eager", "--chat-template\n/etc/x"]},
+            f"{M0}.vllm.extra_args[1]: '--chat-template\\n/etc/x' holds a control character (U+000A)",
+            id="extra-arg-line-break",
+        ),
+        pytest.param(
+            {"models.0.aliases": ["qwen-math", "qwen\x85"]},
+            f"{M0}.aliases[1]: 'qwen\\x85' holds a control character (U+0085)",
+            id="alias-c1-control",
+        ),
+        pytest.param(
+            {"gateway.redis_host": "gpu01\n"},
+            "gateway.redis_host: 'gpu01\\n' holds a control character (U+000A)",
+            id="redis-host-line-break",
+        ),
+    ],
+)
+def test_rejects_control_characters(catalog, hosts, changes, problem):
+    assert problems_of(mutated(catalog, changes), hosts) == [f"{problem}; {CONTROL_FIX}"]
+
+
+def own_flag(source: str) -> str:
+    return f"is a flag the role sets itself, from {source}; remove it and set {source} instead"
+
+
+VLLM_BIND = "bind (the model's, or backends.vllm.bind)"
+CPP_BIND = "bind (the model's, or backends.llamacpp.bind)"
+
+
+@pytest.mark.parametrize(
+    ("model", "extra_args", "problems"),
+    [
+        pytest.param(
+            0,
+            ["--enforce-eager", "--host", "0.0.0.0", "--port=9000", "--api-key", "k"],
+            [
+                f"[1]: '--host' {own_flag(VLLM_BIND)}",
+                f"[3]: '--port=9000' passes --port, which {own_flag('port')}",
+                f"[4]: '--api-key' {own_flag('llm_stack_vllm_api_key')}",
+            ],
+            id="vllm-host-port-key",
+        ),
+        pytest.param(
+            0,
+            ["--served-model-name=gpt-4", "--model", "/tmp/other", "--api_key=k", "--max_model_len", "4096"],
+            [
+                f"[0]: '--served-model-name=gpt-4' passes --served-model-name, which {own_flag('name and aliases')}",
+                f"[1]: '--model' {own_flag('model')}",
+                f"[3]: '--api_key=k' passes --api-key, which {own_flag('llm_stack_vllm_api_key')}",
+                f"[4]: '--max_model_len' passes --max-model-len, which {own_flag('vllm.max_model_len')}",
+            ],
+            id="vllm-names-and-underscores",
+        ),
+        pytest.param(
+            0,
+            ["--hos", "0.0.0.0", "--api-k=k", "-qawq", "-tp", "2", "--dtype", "half", "--shutdown-timeout=0"],
+            [
+                f"[0]: '--hos' passes --host, which {own_flag(VLLM_BIND)}",
+                f"[2]: '--api-k=k' passes --api-key, which {own_flag('llm_stack_vllm_api_key')}",
+                f"[3]: '-qawq' passes -q, which {own_flag('vllm.quantization')}",
+                f"[4]: '-tp' {own_flag('vllm.tensor_parallel_size')}",
+                f"[6]: '--dtype' {own_flag('vllm_dtype')}",
+                f"[8]: '--shutdown-timeout=0' passes --shutdown-timeout, which {own_flag('vllm_shutdown_timeout')}",
+            ],
+            id="vllm-abbreviations-short-flags-role-variables",
+        ),
+        pytest.param(
+            0,
+            ["--uds", "/run/v.sock", "--config=/etc/vllm.yaml"],
+            [
+                "[0]: '--uds' makes vLLM listen on a Unix socket instead of the address and port the plan gives it; "
+                "remove it; set bind and port to choose where vLLM listens",
+                "[2]: '--config=/etc/vllm.yaml' passes --config, which reads flags from a file, where they could "
+                "override the flags the role sets; remove it and list the file's flags in extra_args",
+            ],
+            id="vllm-socket-and-config-file",
+        ),
+        pytest.param(
+            3,
+            ["--flash-attn", "--host", "0.0.0.0", "--port", "1", "--api-key-file=/k", "-m", "/x.gguf", "-a", "gpt"],
+            [
+                f"[1]: '--host' {own_flag(CPP_BIND)}",
+                f"[3]: '--port' {own_flag('port')}",
+                f"[5]: '--api-key-file=/k' passes --api-key-file, which {own_flag('llm_stack_llamacpp_api_key')}",
+                f"[6]: '-m' {own_flag('model_file')}",
+                f"[8]: '-a' {own_flag('name and aliases')}",
+            ],
+            id="native-host-port-key-model-alias",
+        ),
+        pytest.param(
+            3,
+            ["--api-key", "k", "-c", "8192", "-ngl=0", "--parallel", "4", "-t", "8"],
+            [
+                f"[0]: '--api-key' {own_flag('llm_stack_llamacpp_api_key')}",
+                f"[2]: '-c' {own_flag('llamacpp.n_ctx')}",
+                f"[4]: '-ngl=0' passes -ngl, which {own_flag('llamacpp.n_gpu_layers')}",
+                f"[5]: '--parallel' {own_flag('llamacpp.parallel')}",
+                f"[7]: '-t' {own_flag('llamacpp.threads')}",
+            ],
+            id="native-settings",
+        ),
+        pytest.param(
+            2,
+            ["--n_threads_batch", "4", "--host=0.0.0.0", "--port", "1", "--api_key", "k", "--model_alias=gpt"],
+            [
+                f"[2]: '--host=0.0.0.0' passes --host, which {own_flag(CPP_BIND)}",
+                f"[3]: '--port' {own_flag('port')}",
+                f"[5]: '--api_key' {own_flag('llm_stack_llamacpp_api_key')}",
+                f"[7]: '--model_alias=gpt' passes --model_alias, which {own_flag('name and aliases')}",
+            ],
+            id="python-host-port-key-alias",
+        ),
+        pytest.param(
+            2,
+            ["--api_k", "k", "--n_ctx=2048", "--interrupt_requests", "true", "--config_file", "/etc/s.json"],
+            [
+                f"[0]: '--api_k' passes --api_key, which {own_flag('llm_stack_llamacpp_api_key')}",
+                f"[2]: '--n_ctx=2048' passes --n_ctx, which {own_flag('llamacpp.n_ctx')}",
+                "[3]: '--interrupt_requests' is a flag the role sets itself, to false: a new request waits instead of "
+                "cutting off a stream; remove it",
+                "[5]: '--config_file' makes llama_cpp.server read its settings from a file and ignore the flags the "
+                "role sets; remove it and list the file's settings in extra_args",
+            ],
+            id="python-abbreviation-settings-config-file",
+        ),
+    ],
+)
+def test_extra_args_cannot_pass_the_flags_the_role_sets(catalog, hosts, model, extra_args, problems):
+    where = {0: f"{M0}.vllm", 2: f"{M2}.llamacpp", 3: f"{M3}.llamacpp"}[model]
+    catalog["models"][model][where.rsplit(".", 1)[1]]["extra_args"] = extra_args
+    assert problems_of(catalog, hosts) == [f"{where}.extra_args{problem}" for problem in problems]
+
+
+def test_extra_args_flags_are_checked_beside_a_refused_argument(catalog, hosts):
+    catalog["models"][0]["vllm"]["extra_args"] = ["--port", 8002, "--kv-cache-dtype\n"]
+    assert problems_of(catalog, hosts) == [
+        f"{M0}.vllm.extra_args[1]: expected a string, got an integer; {EXTRA_ARGS_FIX}",
+        f"{M0}.vllm.extra_args[2]: '--kv-cache-dtype\\n' holds a control character (U+000A); {CONTROL_FIX}",
+        f"{M0}.vllm.extra_args[0]: '--port' {own_flag('port')}",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("model", "extra_args"),
+    [
+        (0, ["--enforce-eager", "--kv-cache-dtype", "fp8", "--max-num-batched-tokens=4096", "--host-ip-note"]),
+        (2, ["--n_threads_batch", "4", "--verbose", "true"]),
+        (3, ["--flash-attn", "--threads-batch", "4", "-tb", "4", "--metrics", "--cont-batching"]),
+    ],
+)
+def test_extra_args_of_other_flags_pass(catalog, hosts, model, extra_args):
+    block = "vllm" if model == 0 else "llamacpp"
+    catalog["models"][model][block]["extra_args"] = extra_args
+    build_plan(catalog, hosts)
+
+
+@pytest.mark.parametrize(
+    ("template", "part", "flags", "booleans"),
+    [
+        ("roles/vllm/templates/unit.service.j2", 0, "VLLM_FLAGS", {"--enforce-eager"}),
+        ("roles/llamacpp/templates/unit.service.j2", 0, "LLAMACPP_NATIVE_FLAGS", {"--metrics"}),
+        ("roles/llamacpp/templates/unit.service.j2", 1, "LLAMACPP_PYTHON_FLAGS", set()),
+    ],
+)
+def test_every_flag_a_unit_template_sets_is_refused_in_extra_args(template, part, flags, booleans):
+    """On/off flags the role adds (--enforce-eager, --metrics) only turn on what a role variable leaves off:
+    passing one again overrides nothing. Every other flag of the template is refused, and so is the API key
+    the role passes in the env file."""
+    text = (TOP / template).read_text(encoding="utf-8")
+    section = re.split(r"\{% else %\}", text)[part] if "{% else %}" in text else text
+    set_by_role = set(re.findall(r"'(--?[A-Za-z][A-Za-z0-9_-]*)'", section)) - {"-m"}
+    own = getattr(backends, flags)
+    refused = set(own.sources) | set(own.refused)
+    assert set_by_role - booleans <= refused
+    assert {"--host", "--port"} <= refused
+    assert {"--api-key", "--api_key"} & refused

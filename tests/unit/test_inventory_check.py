@@ -33,6 +33,7 @@ CPP_SRC_FIX = (
     "or remove model_src to use model_file on the host"
 )
 WHITESPACE_FIX = "remove it (a vault block scalar keeps its last line break: write |- or a quoted string)"
+CONTROL_FIX = "remove it (the value is written into a unit, env or config file)"
 OVERRIDDEN = "set by the playbooks, so an inventory value would be silently overridden"
 
 
@@ -397,6 +398,22 @@ def test_no_message_shows_a_secrets_value() -> None:
     assert not [problem for problem in problems if secret in problem]
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "llm_stack_litellm_master_key",
+        "llm_stack_redis_password",
+        "llm_stack_vllm_api_key",
+        "llm_stack_llamacpp_api_key",
+        "llm_stack_hf_token",
+    ],
+)
+@pytest.mark.parametrize("control", ["\x00", "\x1b", "\x7f", "\x9b"])
+def test_a_secret_with_a_control_character_is_refused(name: str, control: str) -> None:
+    secret = f"sk-SECRET-VALUE-0123456789{control}abc"
+    assert one_problem(**{name: secret}) == f"{name}: contains a control character; {CONTROL_FIX}"
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Files on the controller, and the archives' checksums
 
@@ -641,6 +658,36 @@ def test_a_secret_setting_of_the_wrong_kind_shows_no_value() -> None:
 )
 def test_what_the_roles_asserts_check(changes: dict, problem: str) -> None:
     assert problems_of(valid(**changes)) == [problem]
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        (
+            {"vllm_hf_home": "/srv/hf\x07"},
+            "vllm_hf_home: '/srv/hf\\x07' contains a control character (U+0007)",
+        ),
+        (
+            {"ollama_origins": ["http://ok.invalid", "http://a.invalid\nOLLAMA_HOST=0.0.0.0"]},
+            "ollama_origins[1]: 'http://a.invalid\\nOLLAMA_HOST=0.0.0.0' contains a control character (U+000A)",
+        ),
+        (
+            {"litellm_router_settings": {"routing_strategy": "simple-shuffle\r"}},
+            "litellm_router_settings.routing_strategy: 'simple-shuffle\\r' contains a control character (U+000D)",
+        ),
+        (
+            {"litellm_router_settings": {"timeout\t": 60}},
+            "litellm_router_settings: the key 'timeout\\t' contains a control character (U+0009)",
+        ),
+        (
+            # An env file's values are never shown: they may be secrets.
+            {"llamacpp_extra_env": {"LLAMA_ARG_FLASH_ATTN": "on\x1b"}},
+            "llamacpp_extra_env.LLAMA_ARG_FLASH_ATTN: contains a control character (U+001B)",
+        ),
+    ],
+)
+def test_a_setting_with_a_control_character_is_refused(changes: dict, problem: str) -> None:
+    assert problems_of(valid(**changes)) == [f"{problem}; {CONTROL_FIX}"]
 
 
 def test_a_created_account_with_a_name_is_fine() -> None:

@@ -1,29 +1,56 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The shared OpenAI client: URLs, error excerpts, the exception each failure raises; module docs vs specs."""
+"""The shared OpenAI client: URLs, error excerpts, the exception each failure raises; module docs vs specs.
+
+And servers that misbehave on purpose: each bound, the deadline and the refusal of redirects.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 import yaml
 from ansible_collections.labai.llm_stack.plugins.doc_fragments.openai_connection import ModuleDocFragment
 from ansible_collections.labai.llm_stack.plugins.module_utils.openai_client import (
+    AnswerTimeout,
     AuthRejected,
+    BadStream,
+    BodyTooLarge,
+    DeadlineExceeded,
     HttpError,
     NotJson,
+    Redirected,
     ServerNotAnswering,
     endpoint,
     error_message,
     excerpt,
     get_json,
+    post_json,
+    stream_chat,
 )
 from ansible_collections.labai.llm_stack.plugins.modules import chat_smoke, model_registration
-from openai_test_server import MODELS, OpenAIServer, closed_port
+from openai_test_server import API_KEY, MODELS, OpenAIServer, closed_port, huge_listing
+
+DEADLINE = 0.3  # the drips last DRIP_FOR (2 s), a byte every 0.05 s: only a deadline ends them sooner
+MARGIN = 0.5
+CHAT = {"model": "qwen-coder", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}
+REQUESTS = {
+    "get": get_json,
+    "post": lambda url, **options: post_json(url, CHAT, **options),
+    "stream": lambda url, **options: stream_chat(url, {**CHAT, "stream": True}, **options),
+}
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[OpenAIServer]:
+    with OpenAIServer() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def other() -> Iterator[OpenAIServer]:
+    """A second server, on another port: where the redirects point, and where no request may arrive."""
     with OpenAIServer() as srv:
         yield srv
 
@@ -96,6 +123,116 @@ def test_not_answering():
         get_json(url, timeout=2)
     assert err.value.reason == "[Errno 111] Connection refused"
     assert str(err.value) == f"{url} is not answering: [Errno 111] Connection refused"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Servers that misbehave: each fails the call at its bound, and in time
+
+
+@pytest.mark.parametrize(
+    ("scenario", "message"),
+    [("driphead", "{url} sent no response within 0.3 s"), ("drip", "{url} sent no complete answer within 0.3 s")],
+)
+@pytest.mark.parametrize(
+    "times", [{"timeout": 1, "deadline": DEADLINE}, {"timeout": DEADLINE}], ids=["deadline", "timeout"]
+)
+def test_slow_drip_fails_at_the_deadline(server, scenario, message, times):
+    """A byte every 0.05 s restarts the socket timeout forever; a JSON call's deadline (its timeout unless
+    given) ends it, in the headers as in the body."""
+    url = f"{server.url(scenario)}/v1/models"
+    started = time.monotonic()
+    with pytest.raises(AnswerTimeout) as err:
+        get_json(url, **times)
+    assert time.monotonic() - started < DEADLINE + MARGIN
+    assert str(err.value) == message.replace("{url}", url)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "message", "chunks"),
+    [
+        ("drip", "the stream from {url} was not done within the deadline of 0.3 s (after 1 chunk)", 1),
+        ("driphead", "{url} sent no response headers within the deadline of 0.3 s", None),
+    ],
+)
+def test_slow_drip_stream_fails_at_the_deadline(server, scenario, message, chunks):
+    url = f"{server.url(scenario)}/v1/chat/completions"
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded) as err:
+        stream_chat(url, {**CHAT, "stream": True}, timeout=1, deadline=DEADLINE)
+    assert time.monotonic() - started < DEADLINE + MARGIN
+    assert str(err.value) == message.replace("{url}", url)
+    assert err.value.reason == "not done within the deadline of 0.3 s"
+    if chunks is None:
+        assert err.value.partial is None
+    else:
+        assert len(err.value.partial.chunks) == chunks
+
+
+@pytest.mark.parametrize(
+    ("scenario", "limits", "message", "chunks"),
+    [
+        ("endless", {"max_chunks": 50}, "{url} sent more than 50 chunks, the limit of a stream", 50),
+        ("endless", {"max_content": 100}, "{url} sent content over the limit of 100 characters (after 22 chunks)", 22),
+        (
+            "endless-comments",
+            {"max_stream": 64 * 1024},
+            "{url} sent a stream over the limit of 64 KiB (after 1 chunk)",
+            1,
+        ),
+        ("endless-line", {}, "{url} sent line 3 of the stream over the limit of 64 KiB (after 1 chunk)", 1),
+    ],
+)
+def test_endless_stream_fails_at_its_bound(server, scenario, limits, message, chunks):
+    """The server streams (20 MiB) until the client hangs up; the client hangs up at its bound."""
+    url = f"{server.url(scenario)}/v1/chat/completions"
+    with pytest.raises(BadStream) as err:
+        stream_chat(url, {**CHAT, "stream": True}, timeout=2, **limits)
+    assert str(err.value) == message.replace("{url}", url)
+    assert len(err.value.partial.chunks) == chunks
+
+
+@pytest.mark.parametrize(
+    ("scenario", "message"),
+    [
+        ("hugebody", "{url} announced an answer of {length} bytes over the limit of 8 MiB"),
+        ("hugechunked", "{url} sent an answer over the limit of 8 MiB"),
+    ],
+)
+def test_huge_body_fails_at_its_bound(server, scenario, message):
+    """A valid listing of 9 MiB: refused on its Content-Length, or once 8 MiB have been read without one."""
+    url = f"{server.url(scenario)}/v1/models"
+    with pytest.raises(BodyTooLarge) as err:
+        get_json(url, timeout=2)
+    assert str(err.value) == message.format(url=url, length=len(huge_listing()))
+    assert (err.value.status, err.value.limit) == (200, 8 * 1024 * 1024)
+
+
+def test_huge_error_body_is_read_only_as_far_as_its_excerpt(server):
+    """An error body without end: its first 64 KiB make the excerpt; the rest is never read."""
+    with pytest.raises(HttpError) as err:
+        get_json(f"{server.url('hugeerror')}/v1/models", timeout=2)
+    assert (err.value.status, err.value.excerpt) == (500, "x" * 197 + "...")
+
+
+@pytest.mark.parametrize(
+    ("status", "call"),
+    [(301, "get"), (302, "get"), (303, "get"), (307, "get"), (308, "get"), (307, "post"), (308, "stream")],
+)
+def test_no_redirect_is_followed(server, other, status, call):
+    """A redirect to another address fails, naming it; that address never hears of the request or the key."""
+    port = other.server_address[1]
+    api = "models" if call == "get" else "chat/completions"
+    url = f"{server.url(f'redirect-{status}-{port}')}/v1/{api}"
+    with pytest.raises(Redirected) as err:
+        REQUESTS[call](url, timeout=2, api_key=API_KEY)
+    location = f"http://127.0.0.1:{port}/{'models' if call == 'get' else 'chat'}/v1/{api}"
+    assert (
+        str(err.value)
+        == f"HTTP {status} from {url}: redirect to {location} not followed (no redirect is: give the final URL)"
+    )
+    assert (err.value.status, err.value.location) == (status, location)
+    assert other.requests == []
+    assert server.requests[-1]["headers"]["Authorization"] == f"Bearer {API_KEY}"  # the key went where it was sent
 
 
 @pytest.mark.parametrize("module", [model_registration, chat_smoke], ids=lambda m: m.__name__.rsplit(".", 1)[1])
