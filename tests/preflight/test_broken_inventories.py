@@ -159,6 +159,12 @@ def test_phase_1_refuses_the_inventory_before_contacting_the_host(runs: dict[str
     assert NEVER_CONTACTED not in run.output
     assert "Nothing was changed. Report: " in run.output
     assert len(run.reports) == 1, run.output
+    # Reports may carry journal lines and addresses: the operator's only.
+    report = run.reports[0]
+    modes = {
+        path.name: oct(path.stat().st_mode & 0o777) for path in (report.parent, report, report.with_suffix(".json"))
+    }
+    assert modes == {"reports": "0o700", report.name: "0o600", report.with_suffix(".json").name: "0o600"}
     shown = [value for value in secret_values(case) if value in run.output]
     assert not shown, f"a secret's value is in the output:\n{run.output}"
 
