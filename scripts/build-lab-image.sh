@@ -14,7 +14,7 @@ cache_dir="${XDG_CACHE_HOME:-$HOME/.cache}/llm-stack-lab"
 work_root="${LAB_BUILD_DIR:-/var/tmp/llm-stack-lab}"
 lab_user="labops"
 lab_uid=1000
-packages="systemd,systemd-sysv,dbus,python3,python3-apt,sudo,ca-certificates,libpam-systemd,dbus-user-session,iproute2,procps,openssh-server"
+packages="systemd,systemd-sysv,dbus,python3,python3-apt,sudo,acl,ca-certificates,libpam-systemd,dbus-user-session,iproute2,procps,openssh-server"
 # Debian 12 has no ubuntu-keyring package: take the archive key from Ubuntu's own package, pinned.
 ubuntu_keyring_deb="ubuntu-keyring_2023.11.28.1_all.deb"
 ubuntu_keyring_sha256="36de43b15853ccae0028e9a767613770c704833f82586f28eb262f0311adb8a8"

@@ -29,6 +29,6 @@ cat <<MSG
 
 The lab host llm-lab-debian12 is up. Log in as the operator does, over SSH, e.g. to ask the gateway:
   ssh -i .cache/lab/ssh/id_ed25519 -p 2201 -o UserKnownHostsFile=.cache/lab/ssh/known_hosts labops@127.0.0.1 \
-    "python3 -c 'import urllib.request as u; print(u.urlopen(u.Request(\"http://127.0.0.1:4000/v1/models\", headers={\"Authorization\": \"Bearer sk-lab-master-key-0123456789\"})).read().decode())'"
+    "python3 -c 'import urllib.request as u; print(u.urlopen(u.Request(\"http://127.0.0.1:4000/v1/models\", headers={\"Authorization\": \"Bearer sk-lab-master-key-0123456789abcdefghijklmnop\"})).read().decode())'"
 Remove it with: .venv/bin/ansible-playbook -i inventories/lab lab/down.yml
 MSG

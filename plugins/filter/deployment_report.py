@@ -321,6 +321,11 @@ def deployment_report_markdown(report: dict) -> str:
                 f"{len(rollback['removed'])} removed; what it replaced is kept as "
                 f"{rollback['saved_before_restore'] or 'nothing (no file differed)'})"
             )
+            refreshed = rollback.get("secrets_refreshed") or []
+            if refreshed:
+                lines.append(
+                    f"  The secrets in {', '.join(refreshed)} are the inventory's current ones, not the backup's."
+                )
         for host, failure in report["rollback_failures"].items():
             lines.append(f"- {host}: the rollback failed too: {failure}")
     return "\n".join(lines) + "\n"

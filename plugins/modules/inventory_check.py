@@ -18,10 +18,12 @@ description:
     fails with every problem at once, one line each, C(<variable or location>: <what is wrong>; <how to fix it>)."
   - "The model catalog C(llm_stack_catalog), through the P(labai.llm_stack.plan#filter) filter's checks, against
     the hosts of the group C(llm_hosts)."
-  - "The secrets: C(llm_stack_litellm_master_key) is required and is C(sk-) followed by at least 16 characters;
-    C(llm_stack_redis_password) is required (16 characters or more) while the gateway's cache C(litellm_cache)
-    is on; C(llm_stack_vllm_api_key), C(llm_stack_llamacpp_api_key) and C(llm_stack_hf_token), when set, are
-    non-empty and hold no whitespace. No message shows a secret's value."
+  - "The secrets: C(llm_stack_litellm_master_key) is required and is C(sk-) followed by at least 32 characters of
+    C(A-Z a-z 0-9 _ -); C(llm_stack_redis_password) is required (16 characters or more) while the gateway's cache
+    C(litellm_cache) is on; C(llm_stack_vllm_api_key) and C(llm_stack_llamacpp_api_key) are required on every
+    host that runs a vLLM or llama.cpp server and on every gateway host that sends requests to one;
+    C(llm_stack_hf_token) is optional. A secret that is set is non-empty and holds no whitespace or control
+    character. No message shows a secret's value."
   - "The files the roles copy from the controller: a vLLM model's C(vllm.model_src) is a directory there, a
     llama.cpp model's C(llamacpp.model_src) a regular file. C(ollama_archive_checksum) (when the catalog has an
     Ollama model) and C(llamacpp_native_source_checksum) (when a llama.cpp model uses the native flavor) are
@@ -78,7 +80,8 @@ msg:
   returned: always
   type: str
   sample: "1 problem(s) in the inventory for gpu01:\n- llm_stack_litellm_master_key: not set; set the gateway's
-    master key in an ansible-vault file: 'sk-' followed by at least 16 characters"
+    master key in an ansible-vault file: 'sk-' followed by at least 32 characters of A-Z, a-z, 0-9, '_' and '-'
+    (generate one with: python3 -c \"import secrets; print('sk-' + secrets.token_urlsafe(32))\")"
 problems:
   description: Every problem found, one line each; empty when the inventory is valid.
   returned: always

@@ -16,8 +16,10 @@ from ansible_collections.labai.llm_stack.plugins.plugin_utils._catalog_read impo
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._checker import CATALOG, Checker
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import (
     HOST_ADDRESS,
+    PRIVATE_RANGES,
     address_kind,
     ip_address,
+    network_kind,
     url_host,
 )
 from ansible_collections.labai.llm_stack.plugins.plugin_utils.backends import BACKENDS, GATEWAY
@@ -148,12 +150,33 @@ def redis(check: Checker, gateway: GatewayEntry, found: list[Service], addresses
             "gateway", "redis_host", what, f"set {HOST_ADDRESS} of {host} to its IP address on the private network"
         )
         return None
+    if away:
+        problem = _redis_address_problem(address, host, away[0])
+        if problem:
+            fix = (
+                f"set {HOST_ADDRESS} of {host} to its address on the private network ({PRIVATE_RANGES}), "
+                "or name a host that has one in gateway.redis_host"
+            )
+            check.add(f"{HOST_ADDRESS} of {host}", "", problem, fix)
+            return None
     return {
         "host": host,
         "bind": [PROBE_ANY, address] if away else [PROBE_ANY],
         "address": address if away else PROBE_ANY,
         "gateways": gateways,
     }
+
+
+def _redis_address_problem(address: str, host: str, gateway: str) -> str | None:
+    """What is wrong with the address Redis binds besides loopback, for the gateways on other hosts: Redis
+    speaks plain text, so it listens on a private network only."""
+    kind = network_kind(address)
+    if kind == "private":
+        return None
+    if kind == "loopback":
+        return f"{address!r} is a loopback address, so the gateway on {gateway} cannot reach Redis on {host}"
+    where = "every interface" if kind == "any" else "not a private address"
+    return f"{address!r} is {where}, and Redis on {host} would listen on it for the gateway on {gateway}"
 
 
 def reachability(check: Checker, found: list[Service], backends: Mapping[str, BackendEntry]) -> None:

@@ -242,6 +242,28 @@ def address_kind(address: str) -> str:
     return "specific"
 
 
+# Where a service without TLS (Redis) may listen: loopback, RFC 1918 and IPv6 unique local addresses.
+PRIVATE_NETWORKS = tuple(
+    ipaddress.ip_network(network)
+    for network in ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+)
+PRIVATE_RANGES = "10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 or an IPv6 unique local address, fc00::/7"
+
+
+def network_kind(address: str) -> str:
+    """'loopback', 'private' (RFC 1918, IPv6 unique local), 'any' (every interface) or 'public' (anything
+    else, link-local and reserved addresses too) for an IP address."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return "public"
+    if parsed.is_unspecified:
+        return "any"
+    if parsed.is_loopback:
+        return "loopback"
+    return "private" if any(parsed in network for network in PRIVATE_NETWORKS) else "public"
+
+
 def url_host(address: str) -> str:
     """An address as it stands in a URL: IPv6 in brackets."""
     return f"[{address}]" if ":" in address else address

@@ -30,20 +30,30 @@ from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import CON
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import is_int as _is_int
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import kind as _kind
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import show as _show
+from ansible_collections.labai.llm_stack.plugins.plugin_utils.backends import GATEWAY
 from ansible_collections.labai.llm_stack.plugins.plugin_utils.plan import CatalogError, build_plan
 
 CATALOG = "llm_stack_catalog"
 MASTER_KEY = "llm_stack_litellm_master_key"
 REDIS_PASSWORD = "llm_stack_redis_password"
+# The keys every server of a backend requires, with the backend's name for messages.
+BACKEND_KEYS = {"llm_stack_vllm_api_key": "vLLM", "llm_stack_llamacpp_api_key": "llama.cpp"}
+BACKEND_KEY_FIX = (
+    "set the key in an ansible-vault file, the same for the servers and the gateways "
+    """(generate one with: python3 -c "import secrets; print(secrets.token_urlsafe(32))")"""
+)
 # The secrets that may be left out, with how to go without one.
 OPTIONAL_SECRETS = {
-    "llm_stack_vllm_api_key": "remove it to run vLLM without a key, or set the key",
-    "llm_stack_llamacpp_api_key": "remove it to run llama.cpp without a key, or set the key",
     "llm_stack_hf_token": "remove it to use no Hugging Face token, or set the token",
 }
-SECRETS = (MASTER_KEY, REDIS_PASSWORD, *OPTIONAL_SECRETS)
-MASTER_KEY_PATTERN = re.compile(r"sk-.{16,}", re.DOTALL)
-MASTER_KEY_FIX = "set the gateway's master key in an ansible-vault file: 'sk-' followed by at least 16 characters"
+SECRETS = (MASTER_KEY, REDIS_PASSWORD, *BACKEND_KEYS, *OPTIONAL_SECRETS)
+MASTER_KEY_MIN = 32
+MASTER_KEY_CHARACTERS = re.compile(r"[A-Za-z0-9_-]*")
+MASTER_KEY_FIX = (
+    f"set the gateway's master key in an ansible-vault file: 'sk-' followed by at least {MASTER_KEY_MIN} "
+    "characters of A-Z, a-z, 0-9, '_' and '-' "
+    """(generate one with: python3 -c "import secrets; print('sk-' + secrets.token_urlsafe(32))")"""
+)
 REDIS_PASSWORD_MIN = 16
 REDIS_PASSWORD_FIX = f"set a Redis password of {REDIS_PASSWORD_MIN} characters or more in an ansible-vault file"
 WHITESPACE_FIX = "remove it (a vault block scalar keeps its last line break: write |- or a quoted string)"
@@ -302,8 +312,10 @@ def _master_key(variables: Mapping) -> str | None:
         return _line(MASTER_KEY, (shape[0], shape[1] or MASTER_KEY_FIX))
     if not value.startswith("sk-"):
         return _line(MASTER_KEY, ("does not start with 'sk-' (LiteLLM wants it)", MASTER_KEY_FIX))
-    if not MASTER_KEY_PATTERN.fullmatch(value):
-        return _line(MASTER_KEY, ("fewer than 16 characters after 'sk-'", MASTER_KEY_FIX))
+    if not MASTER_KEY_CHARACTERS.fullmatch(value[3:]):
+        return _line(MASTER_KEY, ("holds a character other than A-Z, a-z, 0-9, '_' and '-'", MASTER_KEY_FIX))
+    if len(value) - 3 < MASTER_KEY_MIN:
+        return _line(MASTER_KEY, (f"fewer than {MASTER_KEY_MIN} characters after 'sk-'", MASTER_KEY_FIX))
     return None
 
 
@@ -352,32 +364,44 @@ def _records(plan: Mapping, host: str) -> list[Mapping]:
     return list((plan.get("hosts") or {}).get(host, {}).get("services") or [])
 
 
-def _network_keys(plan: Mapping | None, host: str) -> dict[str, str]:
-    """The backend keys this host needs because a request crosses the network: key variable -> why.
-
-    A server reached by a gateway on another host requires its key, and that gateway sends it."""
+def _backend_keys(plan: Mapping | None, host: str) -> dict[str, str]:
+    """The backend keys this host needs: key variable -> why. Every vLLM and llama.cpp server requires its
+    key, so the host that runs one needs it, and so does a gateway host, which sends it to every server."""
+    hosts = (plan or {}).get("hosts") or {}
+    gateway_here = any(record.get("backend") == GATEWAY.name for record in _records(plan or {}, host))
+    # This host's own servers first: the reason given is the closest one.
+    order = [host, *(other for other in hosts if other != host)]
     needed: dict[str, str] = {}
-    for server_host, entry in ((plan or {}).get("hosts") or {}).items():
-        for record in entry.get("services") or []:
-            gateways = record.get("reached_from") or []
-            if record.get("key_variable") and ((server_host == host and gateways) or host in gateways):
-                gateway = host if host in gateways else gateways[0]
-                why = f"the gateway on {gateway} reaches {record['unit']} on {server_host} over the network"
-                needed.setdefault(record["key_variable"], why)
+    for server_host in order:
+        for record in _records(plan or {}, server_host):
+            name = record.get("key_variable")
+            if name not in BACKEND_KEYS:
+                continue
+            if server_host == host:
+                backend = BACKEND_KEYS[name]
+                why = f"the plan places {record['unit']} on {host}, and every {backend} server requires its key"
+            elif gateway_here:
+                why = f"the gateway on {host} sends it to {record['unit']} on {server_host}"
+            else:
+                continue
+            needed.setdefault(name, why)
     return needed
 
 
-def _network_key(variables: Mapping, name: str, why: str) -> str | None:
-    fix = "set the key in an ansible-vault file: the server then requires it and the gateway sends it"
+def _backend_key(variables: Mapping, name: str, why: str | None) -> str | None:
+    """A key this host needs (why says what needs it), or one it does not need, which may be left out."""
     if name not in variables:
-        return _line(name, (f"not set, but {why}", fix))
-    shape = _secret_shape(variables[name], f"empty, but {why}")
-    return _line(name, (shape[0], shape[1] or fix)) if shape else None
+        return _line(name, (f"not set, but {why}", BACKEND_KEY_FIX)) if why else None
+    shape = _secret_shape(variables[name], f"empty, but {why}" if why else "set but empty")
+    if shape is None:
+        return None
+    fix = BACKEND_KEY_FIX if why else f"{BACKEND_KEY_FIX}, or remove it"
+    return _line(name, (shape[0], shape[1] or fix))
 
 
 def _secrets(variables: Mapping, skip: Iterable[str], gateway_here: bool, plan: Mapping | None, host: str) -> list[str]:
     """The gateway's secrets where it runs (or wherever it may run, when the catalog gave no plan), and the
-    backend keys a request over the network needs."""
+    backend keys of the servers on this host and of those its gateway sends requests to."""
     skip = set(skip)
     problems = []
     if MASTER_KEY not in skip and gateway_here:
@@ -385,11 +409,9 @@ def _secrets(variables: Mapping, skip: Iterable[str], gateway_here: bool, plan: 
     shared = _shared_redis(plan)
     if REDIS_PASSWORD not in skip and (gateway_here or (shared is not None and shared["host"] == host)):
         problems.append(_redis_password(variables, shared))
-    network = {name: why for name, why in _network_keys(plan, host).items() if name not in skip}
-    problems.extend(_network_key(variables, name, why) for name, why in network.items())
-    problems.extend(
-        _optional_secret(variables, name) for name in OPTIONAL_SECRETS if name not in skip and name not in network
-    )
+    needed = _backend_keys(plan, host)
+    problems.extend(_backend_key(variables, name, needed.get(name)) for name in BACKEND_KEYS if name not in skip)
+    problems.extend(_optional_secret(variables, name) for name in OPTIONAL_SECRETS if name not in skip)
     return [problem for problem in problems if problem]
 
 
@@ -535,12 +557,20 @@ def _user_name(value: object) -> Problem | None:
     )
 
 
-PIP_OPTIONS = {"index_url": "str", "extra_index_urls": "list", "find_links": "list", "no_index": "bool", "cert": "str"}
+PIP_OPTIONS = {"index_url": "str", "find_links": "list", "no_index": "bool", "cert": "str"}
+EXTRA_INDEX_REFUSED = (
+    "refused: with a second index, pip takes a same-named package from whichever index has the higher "
+    "version (dependency confusion)",
+    "mirror everything on one index_url, or install torch from its own index with vllm_torch_index_url",
+)
 
 
 def _pip_options(value: Mapping) -> list[tuple[str, Problem]]:
     problems = []
     for key, item in value.items():
+        if key == "extra_index_urls":
+            problems.append((f".{key}", EXTRA_INDEX_REFUSED))
+            continue
         if key not in PIP_OPTIONS:
             close = difflib.get_close_matches(str(key), PIP_OPTIONS, n=1)
             fix = f"did you mean {close[0]!r}?" if close else "use only " + ", ".join(PIP_OPTIONS)

@@ -160,6 +160,7 @@ def test_a_failed_phase_that_was_rolled_back(run):
         "restored": ["/u/a"],
         "removed": [],
         "saved_before_restore": "20261126T070400.000002Z",
+        "secrets_refreshed": ["/u/litellm.env"],
     }
     report = deployment_report({"gpu01": run}, META)
     assert report["outcome"] == "rolled back"
@@ -169,8 +170,14 @@ def test_a_failed_phase_that_was_rolled_back(run):
     assert "- gpu01: phase 4 (integration validation) failed:\n\n  ```\n  lab-cpp missing\n  ```\n" in markdown
     assert (
         "- gpu01: restored backup 20261126T070010.000001Z (1 files written back, 0 removed; what it replaced "
-        "is kept as 20261126T070400.000002Z)"
+        "is kept as 20261126T070400.000002Z)\n"
+        "  The secrets in /u/litellm.env are the inventory's current ones, not the backup's."
     ) in markdown
+
+
+def test_a_rollback_that_refreshed_no_secret_says_nothing_of_them(run):
+    run["llm_stack_rollback"] = {"backup": "b", "restored": ["/u/a"], "removed": [], "saved_before_restore": ""}
+    assert "secrets" not in deployment_report_markdown(deployment_report({"gpu01": run}, META))
 
 
 def test_a_failed_rollback_is_a_failed_run(run):

@@ -24,9 +24,18 @@ ROLES = TOP / "roles"
 INVENTORIES = TOP / "inventories"
 HOST = "gpu01"
 CHECKSUM = "sha256:" + "0123456789abcdef" * 4
-MASTER_KEY = "sk-unit-test-master-key-0123"
+MASTER_KEY = "sk-unit-test-master-key-0123456789abcdef"
 REDIS_PASSWORD = "unit-test-redis-password"
-MK_FIX = "set the gateway's master key in an ansible-vault file: 'sk-' followed by at least 16 characters"
+VLLM_KEY = "unit-test-vllm-key"
+CPP_KEY = "unit-test-cpp-key"
+MK_FIX = (
+    "set the gateway's master key in an ansible-vault file: 'sk-' followed by at least 32 characters of A-Z, a-z, "
+    """0-9, '_' and '-' (generate one with: python3 -c "import secrets; print('sk-' + secrets.token_urlsafe(32))")"""
+)
+KEY_FIX = (
+    "set the key in an ansible-vault file, the same for the servers and the gateways "
+    """(generate one with: python3 -c "import secrets; print(secrets.token_urlsafe(32))")"""
+)
 REDIS_FIX = "set a Redis password of 16 characters or more in an ansible-vault file"
 CPP_SRC_FIX = (
     "point it at the GGUF file on the controller, or set llamacpp.model_url with llamacpp.model_checksum, "
@@ -35,6 +44,9 @@ CPP_SRC_FIX = (
 WHITESPACE_FIX = "remove it (a vault block scalar keeps its last line break: write |- or a quoted string)"
 CONTROL_FIX = "remove it (the value is written into a unit, env or config file)"
 OVERRIDDEN = "set by the playbooks, so an inventory value would be silently overridden"
+# What python3 -c "import secrets; print('sk-' + secrets.token_urlsafe(32))" gives, as the fix says.
+TOKEN_URLSAFE_KEY = "sk-Xq3v_8dK-Lm2pR9sT0uVwYz1aBcDeFgHiJkLmNoPq4r"
+CHARACTERS = "holds a character other than A-Z, a-z, 0-9, '_' and '-'"
 
 
 def small_catalog() -> dict:
@@ -57,6 +69,8 @@ def valid(**changes: object) -> dict:
         "llm_stack_catalog": small_catalog(),
         "llm_stack_litellm_master_key": MASTER_KEY,
         "llm_stack_redis_password": REDIS_PASSWORD,
+        "llm_stack_vllm_api_key": VLLM_KEY,
+        "llm_stack_llamacpp_api_key": CPP_KEY,
         "ollama_archive_checksum": CHECKSUM,
     }
     variables.update(changes)
@@ -148,7 +162,7 @@ def test_the_lab_inventory_without_its_model_files_names_both(lab_cache: Path) -
     assert problems == [
         f"models[0] (lab-vllm).vllm.model_src: '{lab_cache}/models/tiny-llama-hf' does not exist on the controller; "
         "point it at the model's Hugging Face directory on the controller, "
-        "or remove model_src to let vLLM load '/home/labops/models/tiny-llama-hf' itself",
+        "or remove model_src to let vLLM load '/home/llm-stack/models/tiny-llama-hf' itself",
         f"models[2] (lab-cpp).llamacpp.model_src: '{lab_cache}/models/tiny-llama.gguf' does not exist on the "
         f"controller; {CPP_SRC_FIX}",
     ]
@@ -159,7 +173,7 @@ def test_the_example_inventory_filled_in_is_valid() -> None:
         llm_stack_vllm_api_key="example-vllm-key",
         llm_stack_llamacpp_api_key="example-llamacpp-key",
         llm_stack_hf_token="hf_exampletoken",
-        llm_stack_litellm_master_key="sk-example-master-key-0123456789",
+        llm_stack_litellm_master_key="sk-example-master-key-0123456789abcdef",
         llm_stack_redis_password="example-redis-password",
         ollama_archive_checksum=CHECKSUM,
         llamacpp_native_source_checksum=CHECKSUM,
@@ -169,9 +183,13 @@ def test_the_example_inventory_filled_in_is_valid() -> None:
 
 def test_the_example_inventory_as_shipped_asks_for_what_the_operator_fills_in() -> None:
     assert problems_of(example_variables(), [HOST]) == [
-        f"llm_stack_litellm_master_key: fewer than 16 characters after 'sk-'; {MK_FIX}",
+        f"llm_stack_litellm_master_key: empty; {MK_FIX}",
         "llm_stack_redis_password: empty, and the gateway's cache needs it (litellm_cache, default true); "
         f"{REDIS_FIX}, or set litellm_cache: false",
+        "llm_stack_vllm_api_key: empty, but the plan places llm-vllm-qwen-coder.service on gpu01, and every vLLM "
+        f"server requires its key; {KEY_FIX}",
+        "llm_stack_llamacpp_api_key: empty, but the plan places llm-llamacpp-qwen-coder-cpp.service on gpu01, and "
+        f"every llama.cpp server requires its key; {KEY_FIX}",
         "ollama_archive_checksum: empty, and the catalog has Ollama models (Ollama is only installed from a "
         "verified archive); set 'sha256:' followed by the 64 hex digits of the archive at ollama_archive_url "
         "(the line for it in the release's sha256sum.txt)",
@@ -243,10 +261,6 @@ def test_an_address_that_is_a_url_is_refused() -> None:
     ]
 
 
-NETWORK_KEYS = {"llm_stack_vllm_api_key": "unit-test-vllm-key", "llm_stack_llamacpp_api_key": "unit-test-cpp-key"}
-NETWORK_KEY_FIX = "set the key in an ansible-vault file: the server then requires it and the gateway sends it"
-
-
 def gateway_on_gpu01() -> dict:
     """The gateway on gpu01; vLLM and llama.cpp on both hosts, bound to every interface; Ollama on gpu01."""
     catalog = small_catalog()
@@ -256,20 +270,66 @@ def gateway_on_gpu01() -> dict:
     return catalog
 
 
+def places(unit: str, host: str, backend: str) -> str:
+    return f"the plan places {unit} on {host}, and every {backend} server requires its key"
+
+
 @pytest.mark.parametrize("host", [HOST, "gpu02"])
-def test_a_backend_reached_over_the_network_needs_its_key_on_both_ends(host: str) -> None:
-    variables = valid(llm_stack_catalog=gateway_on_gpu01(), llm_stack_llamacpp_api_key="")
+def test_every_vllm_and_llamacpp_server_needs_its_key(host: str) -> None:
+    variables = valid(
+        llm_stack_catalog=gateway_on_gpu01(), llm_stack_vllm_api_key=ABSENT, llm_stack_llamacpp_api_key=""
+    )
     assert problems_of(variables, [HOST, "gpu02"], host=host) == [
-        "llm_stack_vllm_api_key: not set, but the gateway on gpu01 reaches llm-vllm-tiny-vllm.service on gpu02 "
-        f"over the network; {NETWORK_KEY_FIX}",
-        "llm_stack_llamacpp_api_key: empty, but the gateway on gpu01 reaches llm-llamacpp-tiny-cpp.service on "
-        f"gpu02 over the network; {NETWORK_KEY_FIX}",
+        f"llm_stack_vllm_api_key: not set, but {places('llm-vllm-tiny-vllm.service', host, 'vLLM')}; {KEY_FIX}",
+        "llm_stack_llamacpp_api_key: empty, but "
+        f"{places('llm-llamacpp-tiny-cpp.service', host, 'llama.cpp')}; {KEY_FIX}",
     ]
-    assert problems_of(valid(llm_stack_catalog=gateway_on_gpu01(), **NETWORK_KEYS), [HOST, "gpu02"], host=host) == []
+    assert problems_of(valid(llm_stack_catalog=gateway_on_gpu01()), [HOST, "gpu02"], host=host) == []
 
 
-def test_backends_beside_their_gateway_need_no_key() -> None:
-    assert problems_of(valid(llm_stack_catalog=small_catalog()), [HOST]) == []
+def test_backends_beside_their_gateway_need_their_keys_too() -> None:
+    variables = valid(llm_stack_vllm_api_key=ABSENT, llm_stack_llamacpp_api_key=None)
+    assert problems_of(variables) == [
+        f"llm_stack_vllm_api_key: not set, but {places('llm-vllm-tiny-vllm.service', HOST, 'vLLM')}; {KEY_FIX}",
+        "llm_stack_llamacpp_api_key: empty, but "
+        f"{places('llm-llamacpp-tiny-cpp.service', HOST, 'llama.cpp')}; {KEY_FIX}",
+    ]
+
+
+def test_a_gateway_host_needs_the_keys_of_the_servers_it_sends_to() -> None:
+    catalog = gateway_on_gpu01()
+    catalog["models"][0]["hosts"] = ["gpu02"]
+    catalog["models"][2]["hosts"] = ["gpu02"]
+    variables = valid(llm_stack_catalog=catalog, llm_stack_vllm_api_key="", llm_stack_llamacpp_api_key=ABSENT)
+    assert problems_of(variables, [HOST, "gpu02"], host=HOST) == [
+        f"llm_stack_vllm_api_key: empty, but the gateway on gpu01 sends it to llm-vllm-tiny-vllm.service on gpu02; "
+        f"{KEY_FIX}",
+        "llm_stack_llamacpp_api_key: not set, but the gateway on gpu01 sends it to llm-llamacpp-tiny-cpp.service "
+        f"on gpu02; {KEY_FIX}",
+    ]
+
+
+def test_no_backend_key_is_needed_without_such_a_server() -> None:
+    catalog = small_catalog()
+    catalog["models"] = [catalog["models"][1]]
+    no_keys = {"llm_stack_vllm_api_key": ABSENT, "llm_stack_llamacpp_api_key": ABSENT}
+    assert problems_of(valid(llm_stack_catalog=catalog, **no_keys)) == []
+    # A key set but empty is refused all the same, as every secret is.
+    assert one_problem(llm_stack_catalog=catalog, **(no_keys | {"llm_stack_vllm_api_key": ""})) == (
+        f"llm_stack_vllm_api_key: set but empty; {KEY_FIX}, or remove it"
+    )
+
+
+def test_a_host_with_neither_a_server_nor_the_gateway_needs_no_backend_key() -> None:
+    catalog = small_catalog()
+    catalog["gateway"]["hosts"] = [HOST]
+    catalog["backends"] = {"ollama": {"bind": "0.0.0.0", "trusted_network": True}}
+    catalog["models"][0]["hosts"] = [HOST]
+    catalog["models"][1]["hosts"] = ["gpu02"]
+    catalog["models"][2]["hosts"] = [HOST]
+    variables = valid(llm_stack_catalog=catalog, llm_stack_vllm_api_key=ABSENT, llm_stack_llamacpp_api_key=ABSENT)
+    assert problems_of(variables, [HOST, "gpu02"], host="gpu02") == []
+    assert len(problems_of(variables, [HOST, "gpu02"], host=HOST)) == 2
 
 
 def test_a_host_without_the_gateway_or_ollama_needs_neither_their_secrets_nor_their_archive() -> None:
@@ -282,7 +342,6 @@ def test_a_host_without_the_gateway_or_ollama_needs_neither_their_secrets_nor_th
         llm_stack_litellm_master_key=ABSENT,
         llm_stack_redis_password=ABSENT,
         ollama_archive_checksum=ABSENT,
-        **NETWORK_KEYS,
     )
     assert problems_of(other, [HOST, "gpu02"], host="gpu02") == []
     assert problems_of(other, [HOST, "gpu02"], host=HOST) == [
@@ -300,7 +359,7 @@ def test_gateways_sharing_redis_need_its_password_even_without_the_cache() -> No
     catalog["gateway"]["hosts"] = [HOST, "gpu02"]
     catalog["backends"] = {"vllm": {"bind": "0.0.0.0"}, "llamacpp": {"bind": "0.0.0.0"}}
     catalog["models"] = catalog["models"][::2]
-    variables = valid(llm_stack_catalog=catalog, llm_stack_redis_password=ABSENT, litellm_cache=False, **NETWORK_KEYS)
+    variables = valid(llm_stack_catalog=catalog, llm_stack_redis_password=ABSENT, litellm_cache=False)
     problem = (
         f"llm_stack_redis_password: not set, and the gateways on {HOST}, gpu02 share their cooldowns through Redis "
         f"on {HOST}; {REDIS_FIX}"
@@ -308,6 +367,27 @@ def test_gateways_sharing_redis_need_its_password_even_without_the_cache() -> No
     addresses = {HOST: "10.0.0.1", "gpu02": "10.0.0.2"}
     for host in (HOST, "gpu02"):
         assert problems_of(variables, [HOST, "gpu02"], host=host, addresses=addresses) == [problem]
+
+
+@pytest.mark.parametrize(
+    ("address", "what"),
+    [
+        ("0.0.0.0", "'0.0.0.0' is every interface"),
+        ("203.0.113.7", "'203.0.113.7' is not a private address"),
+    ],
+)
+def test_redis_shared_over_the_network_binds_a_private_address_only(address: str, what: str) -> None:
+    catalog = small_catalog()
+    catalog["gateway"]["hosts"] = [HOST, "gpu02"]
+    catalog["backends"] = {"vllm": {"bind": "0.0.0.0"}, "llamacpp": {"bind": "0.0.0.0"}}
+    catalog["models"] = catalog["models"][::2]
+    hosts = [HOST, "gpu02"]
+    assert problems_of(valid(llm_stack_catalog=catalog), hosts, addresses={HOST: "10.0.0.1", "gpu02": "10.0.0.2"}) == []
+    assert problems_of(valid(llm_stack_catalog=catalog), hosts, addresses={HOST: address, "gpu02": "10.0.0.2"}) == [
+        f"llm_stack_address of gpu01: {what}, and Redis on gpu01 would listen on it for the gateway on gpu02; "
+        "set llm_stack_address of gpu01 to its address on the private network (10.0.0.0/8, 172.16.0.0/12, "
+        "192.168.0.0/16 or an IPv6 unique local address, fc00::/7), or name a host that has one in gateway.redis_host"
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -320,9 +400,14 @@ def test_gateways_sharing_redis_need_its_password_even_without_the_cache() -> No
         (None, f"empty; {MK_FIX}"),
         ("", f"empty; {MK_FIX}"),
         (12345, f"expected a string, got an integer; {MK_FIX}"),
-        ("unit-test-master-key-0123", f"does not start with 'sk-' (LiteLLM wants it); {MK_FIX}"),
-        ("sk-0123456789abcde", f"fewer than 16 characters after 'sk-'; {MK_FIX}"),
-        ("sk-unit-test-master-key-0123\n", f"contains whitespace or a line break; {WHITESPACE_FIX}"),
+        ("unit-test-master-key-0123456789abcdef", f"does not start with 'sk-' (LiteLLM wants it); {MK_FIX}"),
+        ("sk-" + "a" * 31, f"fewer than 32 characters after 'sk-'; {MK_FIX}"),
+        ("sk-0123456789abcdef", f"fewer than 32 characters after 'sk-'; {MK_FIX}"),
+        ("sk-" + "a" * 31 + "+", f"{CHARACTERS}; {MK_FIX}"),
+        ("sk-unit.test/master=key-0123456789abcdef", f"{CHARACTERS}; {MK_FIX}"),
+        pytest.param("sk-" + "\u00e9" * 32, f"{CHARACTERS}; {MK_FIX}", id="non-ascii-letters"),
+        pytest.param("sk-" + "\u0661" * 32, f"{CHARACTERS}; {MK_FIX}", id="non-ascii-digits"),
+        ("sk-unit-test-master-key-0123456789abcdef\n", f"contains whitespace or a line break; {WHITESPACE_FIX}"),
     ],
 )
 def test_the_master_key(value: object, problem: str) -> None:
@@ -333,8 +418,12 @@ def test_the_master_key_is_required() -> None:
     assert one_problem(llm_stack_litellm_master_key=ABSENT) == f"llm_stack_litellm_master_key: not set; {MK_FIX}"
 
 
-def test_sixteen_characters_after_sk_are_enough() -> None:
-    assert problems_of(valid(llm_stack_litellm_master_key="sk-0123456789abcdef")) == []
+@pytest.mark.parametrize(
+    "value",
+    ["sk-" + "a" * 32, "sk-ABCXYZabcxyz0123456789_-_-_-_-ab", TOKEN_URLSAFE_KEY],
+)
+def test_thirty_two_letters_digits_underscores_or_dashes_after_sk_are_enough(value: str) -> None:
+    assert problems_of(valid(llm_stack_litellm_master_key=value)) == []
 
 
 @pytest.mark.parametrize(
@@ -364,21 +453,20 @@ def test_no_redis_password_is_needed_without_the_cache() -> None:
     assert problems_of(valid(llm_stack_redis_password=ABSENT, litellm_cache=False)) == []
 
 
-@pytest.mark.parametrize(
-    ("name", "fix"),
-    [
-        ("llm_stack_vllm_api_key", "remove it to run vLLM without a key, or set the key"),
-        ("llm_stack_llamacpp_api_key", "remove it to run llama.cpp without a key, or set the key"),
-        ("llm_stack_hf_token", "remove it to use no Hugging Face token, or set the token"),
-    ],
-)
-def test_an_optional_key_is_left_out_or_set(name: str, fix: str) -> None:
+def test_the_hugging_face_token_is_left_out_or_set() -> None:
+    name, fix = "llm_stack_hf_token", "remove it to use no Hugging Face token, or set the token"
     assert problems_of(valid()) == []
     assert problems_of(valid(**{name: "a-real-key"})) == []
     assert one_problem(**{name: ""}) == f"{name}: set but empty; {fix}"
     assert one_problem(**{name: None}) == f"{name}: set but empty; {fix}"
     assert one_problem(**{name: "two words"}) == f"{name}: contains whitespace or a line break; {WHITESPACE_FIX}"
     assert one_problem(**{name: 42}) == f"{name}: expected a string, got an integer; {fix}"
+
+
+@pytest.mark.parametrize("name", ["llm_stack_vllm_api_key", "llm_stack_llamacpp_api_key"])
+def test_a_backend_key_is_one_string_without_whitespace(name: str) -> None:
+    assert one_problem(**{name: "two words"}) == f"{name}: contains whitespace or a line break; {WHITESPACE_FIX}"
+    assert one_problem(**{name: 42}) == f"{name}: expected a string, got an integer; {KEY_FIX}"
 
 
 def test_no_message_shows_a_secrets_value() -> None:
@@ -640,6 +728,12 @@ def test_a_secret_setting_of_the_wrong_kind_shows_no_value() -> None:
             {"llamacpp_pip_options": {"find_links": "/srv/wheels"}},
             "llamacpp_pip_options.find_links: expected a list of strings, got a string; "
             "write it as a YAML list, such as ['/srv/wheels']",
+        ),
+        (
+            {"vllm_pip_options": {"index_url": "https://mirror/simple", "extra_index_urls": ["https://other/simple"]}},
+            "vllm_pip_options.extra_index_urls: refused: with a second index, pip takes a same-named package from "
+            "whichever index has the higher version (dependency confusion); mirror everything on one index_url, "
+            "or install torch from its own index with vllm_torch_index_url",
         ),
         (
             {"ollama_extra_env": {"OLLAMA-DEBUG": "1"}},

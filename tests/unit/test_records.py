@@ -771,6 +771,54 @@ def test_gateways_share_the_redis_named_by_redis_host():
     assert [record(plan, host, "litellm")["redis_address"] for host in HOSTS] == ["10.0.0.12", "127.0.0.1"]
 
 
+@pytest.mark.parametrize("address", ["10.0.0.11", "172.16.5.1", "172.31.255.254", "192.168.1.11", "fd00::11"])
+def test_a_shared_redis_binds_a_private_address(address):
+    catalog = changed(two_hosts(), {"gateway.hosts": HOSTS, "backends.vllm.bind": "0.0.0.0"})
+    plan = build_plan(catalog, HOSTS, {"gpu01": address, "gpu02": "10.0.0.12"})
+    assert plan["redis"]["bind"] == ["127.0.0.1", address]
+
+
+REDIS_ADDRESS_FIX = (
+    "set llm_stack_address of gpu01 to its address on the private network (10.0.0.0/8, 172.16.0.0/12, "
+    "192.168.0.0/16 or an IPv6 unique local address, fc00::/7), or name a host that has one in gateway.redis_host"
+)
+
+
+@pytest.mark.parametrize(
+    ("address", "what"),
+    [
+        pytest.param("0.0.0.0", "'0.0.0.0' is every interface", id="every-ipv4-interface"),
+        pytest.param("::", "'::' is every interface", id="every-ipv6-interface"),
+        pytest.param("203.0.113.7", "'203.0.113.7' is not a private address", id="public"),
+        pytest.param("8.8.8.8", "'8.8.8.8' is not a private address", id="public-dns"),
+        pytest.param("172.32.0.1", "'172.32.0.1' is not a private address", id="beside-rfc1918"),
+        pytest.param("100.64.0.1", "'100.64.0.1' is not a private address", id="carrier-grade-nat"),
+        pytest.param("169.254.0.1", "'169.254.0.1' is not a private address", id="link-local"),
+        pytest.param("fe80::1", "'fe80::1' is not a private address", id="ipv6-link-local"),
+        pytest.param("2001:db8::1", "'2001:db8::1' is not a private address", id="ipv6-global"),
+    ],
+)
+def test_a_shared_redis_on_every_interface_or_a_public_address_is_refused(address, what):
+    catalog = changed(two_hosts(), {"gateway.hosts": HOSTS, "backends.vllm.bind": "0.0.0.0"})
+    assert problems_of(catalog, HOSTS, {"gpu01": address, "gpu02": "10.0.0.12"}) == [
+        f"llm_stack_address of gpu01: {what}, and Redis on gpu01 would listen on it for the gateway on gpu02; "
+        f"{REDIS_ADDRESS_FIX}"
+    ]
+
+
+def test_a_shared_redis_on_loopback_is_refused():
+    catalog = changed(two_hosts(), {"gateway.hosts": HOSTS, "backends.vllm.bind": "0.0.0.0"})
+    assert problems_of(catalog, HOSTS, {"gpu01": "127.0.0.1", "gpu02": "10.0.0.12"}) == [
+        "llm_stack_address of gpu01: '127.0.0.1' is a loopback address, so the gateway on gpu02 cannot reach "
+        f"Redis on gpu01; {REDIS_ADDRESS_FIX}"
+    ]
+
+
+def test_one_gateways_redis_stays_on_loopback_whatever_the_hosts_address():
+    plan = build_plan(two_hosts(), HOSTS, {"gpu01": "203.0.113.7", "gpu02": "10.0.0.12"})
+    assert plan["redis"]["bind"] == ["127.0.0.1"]
+
+
 def test_no_gateway_no_redis():
     catalog = changed(two_hosts(), {"gateway.hosts": ["gpu01"]})
     plan = build_plan(catalog, HOSTS)
