@@ -17,7 +17,8 @@ description:
   - Each record has C(key), C(backend), C(unit), C(env_file), C(port), C(bind), C(probe_url), C(api_base),
     C(names) (what its C(/v1/models) must list; Ollama's tags as C(NAME:latest)), C(chat_model), C(models),
     C(ready_timeout), C(needs_gpu), C(key_variable); a vLLM or llama.cpp record also C(name), C(model),
-    C(model_file) and C(settings).
+    C(model_file) and C(settings); an Ollama record also C(digests) (the catalog's C(ollama.digest) of each
+    of its models that has one).
 positional: host, backend
 options:
   _input:

@@ -1,5 +1,5 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Checks across models: public names and aliases, unit names, fallback chains, wildcard routes."""
+"""Checks across models: public names and aliases, unit names, pinned digests, fallback chains, wildcard routes."""
 
 from __future__ import annotations
 
@@ -53,6 +53,25 @@ def unit_names(check: Checker, models: list[ModelEntry]) -> None:
             check.add(model.where, "name", what, "choose a name that differs in more than case or punctuation")
         else:
             units[unit] = model
+
+
+def digests(check: Checker, models: list[ModelEntry]) -> None:
+    """Models a shared server serves under the same name (two public names for one Ollama model) pin one digest:
+    the server holds one copy of it."""
+    pinned: dict[tuple[str, str], ModelEntry] = {}
+    for model in models:
+        backend = BACKENDS.get(model.backend or "")
+        digest = model.settings.get("digest")
+        if backend is None or backend.per_model or not digest or not model.model:
+            continue
+        for listed in backend.listed_names(model.public_names, model.model, model.settings):
+            other = pinned.setdefault((backend.name, listed), model)
+            if other is not model and other.settings["digest"] != digest:
+                what = (
+                    f"differs from the {backend.name}.digest of {other.where}, which serves the same model {listed!r}"
+                )
+                fix = f"give both models the one digest the server lists for {listed}"
+                check.add(model.where, f"{backend.name}.digest", what, fix)
 
 
 def fallbacks(check: Checker, models: list[ModelEntry], owners: dict[str, ModelEntry]) -> None:

@@ -368,6 +368,20 @@ def _model_settings(check: Checker, model: ModelEntry, raw: Mapping) -> None:
         what = "a model downloaded without a checksum could be anything"
         check.add(model.where, f"{model.backend}.model_checksum", what, "set 'sha256:' and the file's 64 hex digits")
     _model_directory(check, model)
+    _model_revision(check, model)
+
+
+def _model_revision(check: Checker, model: ModelEntry) -> None:
+    """vllm.revision pins what vLLM fetches from the Hugging Face Hub: a local directory has no revision."""
+    if model.backend != "vllm" or not model.settings.get("revision") or not model.model:
+        return
+    if posixpath.isabs(model.model):
+        what = (
+            f"{model.model!r} is a local directory, and a revision only pins a model vLLM fetches from the "
+            "Hugging Face Hub"
+        )
+        fix = "remove vllm.revision, or set model to the Hugging Face id, such as Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
+        check.add(model.where, "vllm.revision", what, fix)
 
 
 def _extra_args(check: Checker, model: ModelEntry, backend: Backend, block: object) -> None:

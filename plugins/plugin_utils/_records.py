@@ -283,6 +283,14 @@ def record(service: Service, host: str, addresses: Mapping[str, str], gateways: 
     if backend and backend.per_model:
         [model] = here
         entry.update(name=model.name, model=model.model, model_file=model.model_file, settings=model.settings)
+    elif backend:
+        # The digest the catalog pins for each model the shared server holds (by the name it lists the model by).
+        entry["digests"] = [
+            {"model": listed, "digest": model.settings["digest"], "name": model.name}
+            for model in here
+            if model.settings.get("digest")
+            for listed in backend.listed_names(model.public_names, model.model, model.settings)
+        ]
     return entry
 
 

@@ -211,6 +211,33 @@ def checksum(value: object) -> list[tuple[str, str]]:
     return [("", f"{show(value)} is not a sha256 checksum")]
 
 
+def revision(value: object) -> list[tuple[str, ...]]:
+    """A revision of a Hugging Face model repository (a commit hash or a tag), as one word of a command line."""
+    if not isinstance(value, str):
+        return [("", f"expected a string, got {kind(value)}")]
+    if CONTROL.search(value):
+        return _controls("", value)
+    if not value:
+        return [("", "the value is empty")]
+    if re.search(r"\s", value):
+        return [("", f"{value!r} holds whitespace")]
+    if value.startswith("-"):
+        return [("", f"{value!r} starts with '-', so vLLM would read it as a flag")]
+    return []
+
+
+def ollama_digest(value: object) -> list[tuple[str, str]]:
+    """The digest Ollama lists for a model on /api/tags: 64 hex digits, 'sha256:' before them or not."""
+    if isinstance(value, str) and re.fullmatch(r"(sha256:)?[0-9a-fA-F]{64}", value):
+        return []
+    return [("", f"{show(value)} is not a sha256 digest")]
+
+
+def digest_hex(value: object) -> object:
+    """A digest as Ollama lists it on /api/tags: 64 lowercase hex digits, without 'sha256:'."""
+    return value.removeprefix("sha256:").lower() if isinstance(value, str) else value
+
+
 # A bind address that is each host's own: the address in its llm_stack_address inventory variable.
 HOST_ADDRESS = "llm_stack_address"
 

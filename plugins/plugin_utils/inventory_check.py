@@ -718,15 +718,41 @@ def _settings(variables: Mapping, specs: Mapping[str, Mapping], skip: Iterable[s
         elif role:
             problems.extend(_setting(name, variables[name], specs[role][name]))
     if "service_account_create" not in skip and variables.get("service_account_create") is True:
-        user = variables.get("service_account_user", "")
+        user = variables.get("service_account_user", "llm-stack")
         if "service_account_user" not in skip and not (isinstance(user, str) and user.strip()):
             what = "true, but service_account_user is empty"
-            fix = (
-                "name the dedicated account to create in service_account_user, "
-                "or set service_account_create: false to use the connecting user"
-            )
+            fix = "name the dedicated account to create in service_account_user (the default is llm-stack)"
             problems.append(_line("service_account_create", (what, fix)))
-    return problems
+    return problems + _service_account(variables, skip)
+
+
+def _service_account(variables: Mapping, skip: set) -> list[str]:
+    """The account the stack would run as, where the inventory alone shows it is root or the operator's own.
+
+    Phase 1 checks the rest on the host (uid 0, sudo, the administrators' groups).
+    """
+    names = {"service_account_user", "service_account_create", "service_account_allow_privileged", "ansible_user"}
+    if names & skip or variables.get("service_account_allow_privileged") is True:
+        return []
+    user = variables.get("service_account_user", "llm-stack")
+    connecting = variables.get("ansible_user")
+    if not isinstance(user, str):
+        return []
+    if not user.strip():
+        if variables.get("service_account_create") is True:
+            return []  # refused above, with the fix for a created account
+        what = "is empty, which means the user Ansible connects as"
+    elif user == "root":
+        what = "'root' would run every service as root"
+    elif user == connecting:
+        what = f"'{user}' is the user Ansible connects as (ansible_user), whose ~/.ssh and sudo a service would own"
+    else:
+        return []
+    fix = (
+        "name a dedicated account without sudo (the default, llm-stack, is created for you), "
+        "or set service_account_allow_privileged: true to accept it"
+    )
+    return [_line("service_account_user", (what, fix))]
 
 
 def _words(choices: tuple) -> str:

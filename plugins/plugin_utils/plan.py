@@ -73,6 +73,7 @@ def build_plan(catalog: dict, hosts: list[str], addresses: Mapping[str, str] | N
     models = read.models(check, catalog, backends, play_hosts)
     owners = links.public_names(check, models)
     links.unit_names(check, models)
+    links.digests(check, models)
     links.fallbacks(check, models, owners)
     services = records.services(models, backends, gateway, play_hosts or [])
     records.ports(check, services, play_hosts or [])

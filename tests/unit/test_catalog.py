@@ -80,6 +80,7 @@ def test_seed_catalog_plan(catalog, hosts):
         "parameters_billions": None,
         "gpus": None,
         "download_dir": None,
+        "revision": None,
         "model_src": None,
         "extra_args": [],
     }
@@ -115,7 +116,7 @@ def test_seed_catalog_plan(catalog, hosts):
                 "upstream": "qwen2.5-coder:7b",
                 "model": "qwen2.5-coder:7b",
                 "model_file": None,
-                "settings": {"keep_alive": "5m"},
+                "settings": {"keep_alive": "5m", "digest": None},
             },
             {
                 "name": "qwen-coder-cpp",
@@ -234,6 +235,7 @@ def test_seed_catalog_plan(catalog, hosts):
                         "key_variable": "",
                         "reached_from": [],
                         "config_files": [],
+                        "digests": [],
                     },
                     {
                         "key": "litellm",
@@ -330,6 +332,7 @@ def test_seed_catalog_plan(catalog, hosts):
                         "key_variable": "",
                         "reached_from": ["gpu01"],
                         "config_files": [],
+                        "digests": [],
                     },
                 ]
             },
@@ -389,6 +392,7 @@ def test_minimal_catalog_gets_every_default():
             "parameters_billions": None,
             "gpus": None,
             "download_dir": None,
+            "revision": None,
             "model_src": None,
             "extra_args": [],
         },
@@ -402,7 +406,7 @@ def test_minimal_catalog_gets_every_default():
             **NO_SOURCE,
             "extra_args": [],
         },
-        {"keep_alive": None},
+        {"keep_alive": None, "digest": None},
     ]
     assert [model["upstream"] for model in plan["models"]] == ["v", "c", "o:1b"]
     assert list(plan["hosts"]) == ["h1"]
@@ -1031,7 +1035,7 @@ REJECTIONS = [
     ),
     pytest.param(
         {"models.1.ollama.num_ctx": 8192},
-        [f"{M1}.ollama: unknown field 'num_ctx'; remove it or use one of: keep_alive"],
+        [f"{M1}.ollama: unknown field 'num_ctx'; remove it or use one of: keep_alive, digest"],
         id="block-unknown-key",
     ),
     pytest.param(
@@ -1547,3 +1551,123 @@ def test_every_flag_a_unit_template_sets_is_refused_in_extra_args(template, part
     assert set_by_role - booleans <= refused
     assert {"--host", "--port"} <= refused
     assert {"--api-key", "--api_key"} & refused
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Supply chain: vllm.revision pins what vLLM fetches from the Hub, ollama.digest what Ollama pulls
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+REVISION_FIX = "set the commit hash (40 hex digits) or a tag of the model's Hugging Face repository, or null"
+DIGEST = "a2af6cc3eb7fa8be8504abaf9b04e88f17a119ec3f04a3addf55f92841195f5a"
+DIGEST_FIX = "use the model's digest as Ollama's /api/tags lists it: 64 hex digits, with or without 'sha256:', or null"
+
+
+@pytest.mark.parametrize("revision", [COMMIT, "v2.1", "refs/pr/12"])
+def test_a_hub_model_takes_a_revision(catalog, hosts, revision):
+    plan = build_plan(mutated(catalog, {"models.0.vllm.revision": revision}), hosts)
+    assert plan["models"][0]["settings"]["revision"] == revision
+    assert record(plan, "gpu01", "vllm-qwen-coder")["settings"]["revision"] == revision
+
+
+@pytest.mark.parametrize(
+    ("revision", "what", "fix"),
+    [
+        pytest.param(1234567, "expected a string, got an integer", REVISION_FIX, id="integer"),
+        pytest.param("", "the value is empty", REVISION_FIX, id="empty"),
+        pytest.param("v2.1 main", "'v2.1 main' holds whitespace", REVISION_FIX, id="space"),
+        pytest.param("v2.1\u00a0", "'v2.1\\xa0' holds whitespace", REVISION_FIX, id="no-break-space"),
+        pytest.param(
+            "v2.1\n--trust-remote-code",
+            "'v2.1\\n--trust-remote-code' holds a control character (U+000A)",
+            CONTROL_FIX,
+            id="line-break",
+        ),
+        pytest.param(
+            "--trust-remote-code",
+            "'--trust-remote-code' starts with '-', so vLLM would read it as a flag",
+            REVISION_FIX,
+        ),
+    ],
+)
+def test_rejects_a_bad_revision(catalog, hosts, revision, what, fix):
+    problems = problems_of(mutated(catalog, {"models.0.vllm.revision": revision}), hosts)
+    assert problems == [f"{M0}.vllm.revision: {what}; {fix}"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"models.0.model": "/srv/models/qwen"}, id="local-directory"),
+        pytest.param({"models.0.model": "/srv/models/qwen", "models.0.vllm.model_src": "/data/qwen"}, id="copied"),
+    ],
+)
+def test_rejects_a_revision_for_a_local_model(catalog, hosts, changes):
+    problems = problems_of(mutated(catalog, {**changes, "models.0.vllm.revision": COMMIT}), hosts)
+    assert problems == [
+        f"{M0}.vllm.revision: '/srv/models/qwen' is a local directory, and a revision only pins a model vLLM "
+        "fetches from the Hugging Face Hub; remove vllm.revision, or set model to the Hugging Face id, such as "
+        "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra_args", "problems"),
+    [
+        (["--revision", "main"], [f"[0]: '--revision' {own_flag('vllm.revision')}"]),
+        (["--revision=main"], [f"[0]: '--revision=main' passes --revision, which {own_flag('vllm.revision')}"]),
+        (["--rev", "main"], [f"[0]: '--rev' passes --revision, which {own_flag('vllm.revision')}"]),
+    ],
+)
+def test_extra_args_cannot_pass_a_revision(catalog, hosts, extra_args, problems):
+    """The unit passes vllm.revision; argparse would take a second --revision, the last one, over it."""
+    catalog["models"][0]["vllm"]["extra_args"] = extra_args
+    assert problems_of(catalog, hosts) == [f"{M0}.vllm.extra_args{problem}" for problem in problems]
+
+
+def test_extra_args_may_pin_another_tokenizer(catalog, hosts):
+    catalog["models"][0]["vllm"]["extra_args"] = ["--tokenizer", "Qwen/Qwen2.5-7B", "--tokenizer-revision", COMMIT]
+    build_plan(catalog, hosts)
+
+
+@pytest.mark.parametrize("given", [DIGEST, f"sha256:{DIGEST}", DIGEST.upper(), f"sha256:{DIGEST.upper()}"])
+def test_an_ollama_model_takes_a_digest_as_api_tags_lists_it(catalog, hosts, given):
+    plan = build_plan(mutated(catalog, {"models.1.ollama.digest": given}), hosts)
+    assert plan["models"][1]["settings"]["digest"] == DIGEST
+    pins = [{"model": "qwen2.5-coder:7b", "digest": DIGEST, "name": "qwen-coder-ollama"}]
+    assert [record(plan, host, "ollama")["digests"] for host in hosts] == [pins, pins]
+
+
+def test_an_untagged_ollama_model_is_pinned_by_its_latest_tag(catalog, hosts):
+    changes = {"models.1.model": "qwen2.5-coder", "models.1.ollama.digest": DIGEST, "models.1.hosts": ["gpu02"]}
+    plan = build_plan(mutated(catalog, changes), hosts)
+    assert record(plan, "gpu02", "ollama")["digests"] == [
+        {"model": "qwen2.5-coder:latest", "digest": DIGEST, "name": "qwen-coder-ollama"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("digest", "what"),
+    [
+        pytest.param(DIGEST[:12], f"'{DIGEST[:12]}' is not a sha256 digest", id="short-id-of-ollama-list"),
+        pytest.param(f"sha512:{DIGEST}", f"'sha512:{DIGEST}' is not a sha256 digest", id="other-algorithm"),
+        pytest.param(DIGEST[:-1] + "g", f"'{DIGEST[:-1]}g' is not a sha256 digest", id="not-hex"),
+        pytest.param(12345, "12345 is not a sha256 digest", id="integer"),
+    ],
+)
+def test_rejects_a_bad_ollama_digest(catalog, hosts, digest, what):
+    problems = problems_of(mutated(catalog, {"models.1.ollama.digest": digest}), hosts)
+    assert problems == [f"{M1}.ollama.digest: {what}; {DIGEST_FIX}"]
+
+
+def test_two_names_for_one_ollama_model_pin_one_digest(catalog, hosts):
+    other = "b" * 64
+    twin = {"name": "coder-twin", "backend": "ollama", "model": "qwen2.5-coder:7b", "ollama": {"digest": other}}
+    changes = {"models.1.ollama.digest": f"sha256:{DIGEST}", "models.4": twin}
+    assert problems_of(mutated(catalog, changes), hosts) == [
+        "models[4] (coder-twin).ollama.digest: differs from the ollama.digest of models[1] (qwen-coder-ollama), "
+        "which serves the same model 'qwen2.5-coder:7b'; "
+        "give both models the one digest the server lists for qwen2.5-coder:7b"
+    ]
+    twin["ollama"]["digest"] = DIGEST.upper()
+    plan = build_plan(mutated(catalog, changes), hosts)
+    assert [pin["name"] for pin in record(plan, "gpu01", "ollama")["digests"]] == ["qwen-coder-ollama", "coder-twin"]

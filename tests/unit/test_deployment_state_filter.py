@@ -117,7 +117,7 @@ def test_record_is_json_and_holds_the_plans_records(plan):
         ("vllm", RECORD_KEYS | MODEL_KEYS),
         ("llamacpp", RECORD_KEYS | MODEL_KEYS),
         ("llamacpp", RECORD_KEYS | MODEL_KEYS),
-        ("ollama", RECORD_KEYS),
+        ("ollama", RECORD_KEYS | {"digests"}),
         ("litellm", RECORD_KEYS | {"redis_address"}),
     ]
 

@@ -682,6 +682,11 @@ def test_a_secret_setting_of_the_wrong_kind_shows_no_value() -> None:
 # ---------------------------------------------------------------------------------------------------------
 # Role settings: what the roles' asserts check
 
+ACCOUNT_FIX = (
+    "name a dedicated account without sudo (the default, llm-stack, is created for you), "
+    "or set service_account_allow_privileged: true to accept it"
+)
+
 
 @pytest.mark.parametrize(
     ("changes", "problem"),
@@ -692,14 +697,22 @@ def test_a_secret_setting_of_the_wrong_kind_shows_no_value() -> None:
             "'_' and '-', starting with a letter or '_', at most 32 characters",
         ),
         (
-            {"service_account_create": True},
-            "service_account_create: true, but service_account_user is empty; name the dedicated account to "
-            "create in service_account_user, or set service_account_create: false to use the connecting user",
-        ),
-        (
             {"service_account_create": True, "service_account_user": ""},
             "service_account_create: true, but service_account_user is empty; name the dedicated account to "
-            "create in service_account_user, or set service_account_create: false to use the connecting user",
+            "create in service_account_user (the default is llm-stack)",
+        ),
+        (
+            {"service_account_create": False, "service_account_user": ""},
+            "service_account_user: is empty, which means the user Ansible connects as; " + ACCOUNT_FIX,
+        ),
+        (
+            {"service_account_user": "root"},
+            "service_account_user: 'root' would run every service as root; " + ACCOUNT_FIX,
+        ),
+        (
+            {"service_account_user": "ops", "ansible_user": "ops"},
+            "service_account_user: 'ops' is the user Ansible connects as (ansible_user), whose ~/.ssh and sudo a "
+            "service would own; " + ACCOUNT_FIX,
         ),
         (
             {"service_account_home": "home/llm"},
@@ -786,6 +799,17 @@ def test_a_setting_with_a_control_character_is_refused(changes: dict, problem: s
 
 def test_a_created_account_with_a_name_is_fine() -> None:
     assert problems_of(valid(service_account_create=True, service_account_user="llmsvc")) == []
+
+
+def test_the_default_account_is_a_dedicated_one() -> None:
+    assert problems_of(valid(service_account_create=True, ansible_user="ops")) == []
+
+
+def test_the_operators_own_account_is_accepted_only_when_said_so() -> None:
+    for user in ("", "root", "ops"):
+        variables = valid(service_account_create=False, service_account_user=user, ansible_user="ops")
+        assert problems_of(variables) != []
+        assert problems_of(variables | {"service_account_allow_privileged": True}) == []
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 import requests
+from ansible_collections.labai.llm_stack.plugins.filter.ollama_digest_problems import ollama_digest_problems
+from ansible_collections.labai.llm_stack.plugins.plugin_utils.plan import build_plan
 
 DOUBLES = Path(__file__).resolve().parents[1] / "doubles" / "ollama"
 BUILD_SCRIPT = DOUBLES / "build_release_archive.py"
@@ -544,6 +546,47 @@ def test_models_persist_across_a_restart(start_server: Callable[..., OllamaServe
     assert [(m["name"], m["digest"], m["size"]) for m in models] == [(MODEL_TAG, digest, TINY_SIZE)]
     reply = second.post("/api/chat", {"model": MODEL, "stream": False, "messages": [{"role": "user", "content": "x"}]})
     assert reply.status_code == 200
+
+
+def test_tags_digest_is_the_sha256_of_the_manifest(pulled: OllamaServe) -> None:
+    """As Ollama's ListHandler gives it: the hex sha256 of the manifest file, no 'sha256:' (what ollama.digest pins);
+    another manifest under the same name is another digest."""
+    manifest = pulled.models / "manifests" / "registry.ollama.ai" / "library" / MODEL / "latest"
+    (listed,) = pulled.call("GET", "/api/tags").json()["models"]
+    assert listed["digest"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
+    assert HEX64.fullmatch(listed["digest"])
+    swapped = json.loads(manifest.read_bytes())
+    swapped["layers"].reverse()
+    manifest.write_bytes(json.dumps(swapped, separators=(",", ":")).encode())
+    (again,) = pulled.call("GET", "/api/tags").json()["models"]
+    assert again["digest"] == hashlib.sha256(manifest.read_bytes()).hexdigest() != listed["digest"]
+
+
+def test_the_role_digest_check_reads_the_double_as_real_ollama(pulled: OllamaServe) -> None:
+    """The ollama role's comparison, from the catalog's ollama.digest through the plan's record to /api/tags."""
+    (listed,) = pulled.call("GET", "/api/tags").json()["models"]
+    catalog = {
+        "gateway": {"port": 4000},
+        "models": [
+            {"name": "tiny", "backend": "ollama", "model": MODEL, "ollama": {"digest": f"sha256:{listed['digest']}"}}
+        ],
+    }
+    [record] = [s for s in build_plan(catalog, ["h1"])["hosts"]["h1"]["services"] if s["backend"] == "ollama"]
+    assert record["digests"] == [{"model": MODEL_TAG, "digest": listed["digest"], "name": "tiny"}]
+    tags = pulled.call("GET", "/api/tags").json()
+    assert ollama_digest_problems(tags, record["digests"], pulled.url("")) == []
+
+    wrong = "0" * 64
+    pins = [{**record["digests"][0], "digest": wrong}]
+    assert ollama_digest_problems(tags, pins, pulled.url("")) == [
+        f"{MODEL_TAG}: Ollama lists digest {listed['digest']}, but llm_stack_catalog's ollama.digest of tiny is "
+        f"{wrong}; remove the model (OLLAMA_HOST={pulled.url('')} ollama rm {MODEL_TAG}, as the service account) "
+        f"and deploy again to pull it anew, or correct ollama.digest of tiny if {listed['digest']} is the digest "
+        "to trust"
+    ]
+    assert pulled.call("DELETE", "/api/delete", json={"model": MODEL}).status_code == 200
+    [problem] = ollama_digest_problems(pulled.call("GET", "/api/tags").json(), record["digests"])
+    assert problem.startswith(f"{MODEL_TAG}: Ollama does not list it")
 
 
 def test_registry_file_can_be_overridden(start_server: Callable[..., OllamaServe], tmp_path: Path) -> None:

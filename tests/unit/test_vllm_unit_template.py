@@ -1,0 +1,80 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The vLLM unit's ExecStart, rendered from a plan record: vllm.revision pins the Hub model (security issue #13).
+
+roles/vllm/templates/unit.service.j2 is rendered with jinja2 as the template module renders it (trim_blocks), with
+the role's defaults and the collection's systemd_command filter, and its ExecStart= line is split back into the
+arguments vLLM gets.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+from ansible.plugins.filter.core import comment
+from ansible_collections.labai.llm_stack.plugins.filter.systemd_command import systemd_command
+from ansible_collections.labai.llm_stack.plugins.plugin_utils.plan import build_plan
+
+ROLES = Path(__file__).resolve().parents[2] / "roles"
+ACCOUNT = {"home": "/home/llm-stack", "env_dir": "/home/llm-stack/.config/llm-stack"}
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _role_vars(path: str) -> dict:
+    return yaml.safe_load((ROLES / "vllm" / path).read_text(encoding="utf-8"))
+
+
+def exec_start(catalog: dict, hosts: list[str]) -> list[str]:
+    """The arguments of the ExecStart= line of the seed's vLLM model on gpu01."""
+    [service] = [
+        record for record in build_plan(catalog, hosts)["hosts"]["gpu01"]["services"] if record["backend"] == "vllm"
+    ]
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([ROLES / "vllm" / "templates", ROLES / "user_unit" / "templates"]),
+        trim_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.filters["comment"] = comment
+    environment.filters["labai.llm_stack.systemd_command"] = systemd_command
+    text = environment.get_template("unit.service.j2").render(
+        ansible_managed="Ansible managed",
+        item=service,
+        service_account_info=ACCOUNT,
+        **_role_vars("defaults/main.yml"),
+        **_role_vars("vars/main.yml"),
+    )
+    [line] = [line for line in text.splitlines() if line.startswith("ExecStart=")]
+    return shlex.split(line.removeprefix("ExecStart="))
+
+
+@pytest.mark.parametrize("revision", [COMMIT, "v2.1"])
+def test_a_revision_reaches_vllm(catalog, hosts, revision):
+    catalog["models"][0]["vllm"]["revision"] = revision
+    argv = exec_start(catalog, hosts)
+    assert argv[argv.index("--model") + 1] == "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
+    assert argv.count("--revision") == 1
+    assert argv[argv.index("--revision") + 1] == revision
+    # vLLM loads the tokenizer (and transformers the remote code) of the same repository at the model's
+    # revision unless told otherwise: the role passes neither of these.
+    assert "--tokenizer-revision" not in argv and "--code-revision" not in argv
+
+
+def test_without_a_revision_vllm_gets_none(catalog, hosts):
+    argv = exec_start(catalog, hosts)
+    assert "--revision" not in argv
+    assert argv[argv.index("--served-model-name") + 1 : argv.index("--host")] == [
+        "qwen-coder",
+        "qwen-math",
+        "llama2-13b-vllm",
+    ]
+
+
+def test_extra_args_come_after_the_revision(catalog, hosts):
+    catalog["models"][0]["vllm"].update(revision=COMMIT, extra_args=["--tokenizer-revision", "v1"])
+    argv = exec_start(catalog, hosts)
+    assert argv[-2:] == ["--tokenizer-revision", "v1"]
+    assert argv.index("--revision") < len(argv) - 2
