@@ -11,7 +11,11 @@ that gateway's address only, until --seconds pass or --stop-file appears. Prints
 (S: from the first failed request sent to the last, when any failed).
 
 As a client of several gateways (--gateway, each a URL on the lab network; the same master key), a request
-refused by one (connection refused, 502/503) goes to the next at once, as a load balancer would send it.
+refused by one (connection refused, or a status in --next-on, default 502,503) goes to the next at once, as
+a load balancer would send it. A stopping LiteLLM proxy with several workers answers 500 and 429 ("no
+deployments") for a second or two before it closes its socket (its shutdown tears down the router while
+requests still arrive): --next-on 429,500,502,503 is a balancer that sends those to the next gateway too
+(nginx: proxy_next_upstream http_429 http_500 non_idempotent).
 --retries N makes the client try again after --retry-wait seconds when every gateway refused, as the
 OpenAI SDK's max_retries does: the figure with retries is what such a client loses.
 
@@ -40,9 +44,9 @@ MAX_REQUESTS = 5000
 REFUSED_STATUS = (502, 503)
 
 
-def refused(error: Exception) -> bool:
+def refused(error: Exception, statuses: tuple[int, ...] = REFUSED_STATUS) -> bool:
     if isinstance(error, urllib.error.HTTPError):
-        return error.code in REFUSED_STATUS
+        return error.code in statuses
     return isinstance(error, (urllib.error.URLError, ConnectionError))
 
 
@@ -60,7 +64,7 @@ def one(
                 seconds, headers = endpoint.ask(stream=stream, timeout=60)
             except Exception as failed:  # every failure is an outcome to count, whatever it is
                 error = failed
-                if refused(failed):
+                if refused(failed, client.next_on):
                     continue
                 break
             outcome.update(
@@ -71,7 +75,7 @@ def one(
                 fallbacks=int(headers.get("x-litellm-attempted-fallbacks") or 0),
             )
             break
-        if outcome.get("ok") or (error is not None and not refused(error)):
+        if outcome.get("ok") or (error is not None and not refused(error, client.next_on)):
             break
     if not outcome.get("ok"):
         outcome.update(ok=False, error=f"{type(error).__name__}: {error}"[:300])
@@ -92,6 +96,12 @@ def main() -> int:
     )
     parser.add_argument("--retries", type=int, default=0, help="tries again when every gateway refused")
     parser.add_argument("--retry-wait", type=float, default=1.0, help="seconds before each try again")
+    parser.add_argument(
+        "--next-on",
+        type=lambda text: tuple(int(code) for code in text.split(",")),
+        default=REFUSED_STATUS,
+        help="HTTP statuses that send the request to the next gateway (default 502,503)",
+    )
     args = parser.parse_args()
     record = gateway()
     urls = args.gateway or [record["probe_url"]]

@@ -41,6 +41,13 @@ class ActionModule(ActionBase):
                 values[name] = self._templar.template(task_vars[name])
             except Exception as error:  # any failure of one variable's template is that variable's problem
                 unresolved[name] = getattr(error, "message", None) or str(error)
+        # Who Ansible connects as, where the inventory says: the service account must not be that account.
+        try:
+            connecting = self._templar.template(task_vars.get("ansible_user"))
+        except Exception:  # an unusable ansible_user fails the connection itself, with its own message
+            connecting = None
+        if isinstance(connecting, str) and connecting:
+            values["ansible_user"] = connecting
         hosts = self._hosts(task_vars)
         addresses = self._addresses(task_vars, hosts, unresolved)
 
