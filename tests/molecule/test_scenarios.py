@@ -52,4 +52,4 @@ def test_molecule_scenario(scenario: str, request: pytest.FixtureRequest) -> Non
 
 def test_scenarios_found() -> None:
     assert SCENARIOS[:3] == ["default", "nvidia_driver", "preflight"]
-    assert {"site", "vllm", "llamacpp", "ollama"} <= set(NEEDS_ARTIFACTS)
+    assert {"site", "fleet", "llamacpp", "ollama"} <= set(NEEDS_ARTIFACTS)
