@@ -654,6 +654,8 @@ def test_a_setting_of_the_wrong_type(name: str, value: object, problem: str) -> 
         ("litellm_router_settings", {"num_retries": 2, "routing_strategy": "least-busy"}),
         ("ollama_keep_alive", -1),
         ("service_account_user", "llm-svc"),
+        ("redis_gateway_user", "gw.lab-01"),
+        ("litellm_cache_namespace", "lab_cache"),
         ("vllm_pip_options", {"find_links": ["/srv/wheels"], "no_index": True, "cert": "/etc/ssl/ca.pem"}),
     ],
 )
@@ -720,6 +722,14 @@ ACCOUNT_FIX = (
             "or '' for the default",
         ),
         ({"redis_port": 70000}, "redis_port: 70000 is outside 1-65535; use a TCP port between 1 and 65535"),
+        (
+            {"litellm_cache_namespace": "llm*"},
+            "litellm_cache_namespace: 'llm*' is not a Redis ACL name; use only A-Z, a-z, 0-9, '_', '-' and '.'",
+        ),
+        (
+            {"redis_gateway_user": "default"},
+            "redis_gateway_user: 'default' is Redis's own user, which the redis role turns off; name another user",
+        ),
         (
             {"ollama_num_parallel": -1},
             "ollama_num_parallel: -1 is less than 0; use 0 or more (0: Ollama's default)",
@@ -829,6 +839,8 @@ def test_a_variable_the_playbooks_set_is_refused(name: str, fix: str) -> None:
         ("llamacpp_api_key", "llm_stack_llamacpp_api_key"),
         ("redis_password", "llm_stack_redis_password"),
         ("litellm_cache_redis_password", "llm_stack_redis_password"),
+        ("litellm_cache_redis_username", "redis_gateway_user"),
+        ("redis_gateway_namespace", "litellm_cache_namespace"),
         ("litellm_master_key", "llm_stack_litellm_master_key"),
         ("litellm_cache_redis_host", "llm_stack_catalog.gateway.redis_host"),
     ],
