@@ -86,10 +86,12 @@ PLAYBOOK_SET = {
     "llamacpp_api_key": "remove it and set llm_stack_llamacpp_api_key instead",
     "ollama_instances": FROM_CATALOG,
     "redis_password": "remove it and set llm_stack_redis_password instead",
+    "redis_gateway_namespace": "remove it and set litellm_cache_namespace instead",
     "litellm_plan": FROM_CATALOG,
     "litellm_instances": FROM_CATALOG,
     "litellm_master_key": "remove it and set llm_stack_litellm_master_key instead",
     "litellm_cache_redis_password": "remove it and set llm_stack_redis_password instead",
+    "litellm_cache_redis_username": "remove it and set redis_gateway_user instead",
     "litellm_cache_redis_host": "remove it and set llm_stack_catalog.gateway.redis_host instead",
     "litellm_router_shared_state": "remove it; phase 2 shares the router's state when the plan has several gateways",
     "redis_bind_address": "remove it; phase 2 binds the addresses the plan's gateways reach Redis at",
@@ -557,6 +559,15 @@ def _user_name(value: object) -> Problem | None:
     )
 
 
+def _redis_name(value: object) -> Problem | None:
+    """A Redis user or key namespace goes into an ACL rule: a glob character there would widen it."""
+    if value == "default":
+        return "'default' is Redis's own user, which the redis role turns off", "name another user"
+    if re.fullmatch(r"[A-Za-z0-9_.-]+", str(value)):
+        return None
+    return f"{_show(value)} is not a Redis ACL name", "use only A-Z, a-z, 0-9, '_', '-' and '.'"
+
+
 PIP_OPTIONS = {"index_url": "str", "find_links": "list", "no_index": "bool", "cert": "str"}
 EXTRA_INDEX_REFUSED = (
     "refused: with a second index, pip takes a same-named package from whichever index has the higher "
@@ -606,9 +617,13 @@ VALUE_RULES: dict[str, Callable[[object], Problem | None]] = {
     "service_account_home": _absolute_or_empty,
     "service_account_wait_timeout": _at_least(1),
     "redis_port": _port,
+    "redis_gateway_user": _redis_name,
+    "litellm_cache_namespace": _redis_name,
     "litellm_cache_redis_port": _port,
     "litellm_request_timeout": _at_least(1),
     "litellm_graceful_shutdown_timeout": _at_least(0),
+    "litellm_worker_healthcheck_timeout": _at_least(1),
+    "litellm_upstream_keepalive_timeout": _at_least(1),
     "vllm_shutdown_timeout": _at_least(0),
     "litellm_cache_ttl": _at_least(1),
     "litellm_health_check_interval": _at_least(1),
