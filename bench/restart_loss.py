@@ -12,12 +12,12 @@ that gateway's address only, until --seconds pass or --stop-file appears. Prints
 
 As a client of several gateways (--gateway, each a URL on the lab network; the same master key), a request
 refused by one (connection refused or reset, or a status in --next-on, default 502,503) goes to the next at
-once, as a load balancer would send it; what each gateway refused with is kept in the outcome. A restarting
-LiteLLM proxy refuses connections (measured: 233 refused and 2 reset of 235 requests during one restart),
-so the default is what a balancer does. --next-on 429,500,502,503 also sends those statuses to the next one
-(nginx: proxy_next_upstream http_429 http_500 non_idempotent). --retries N makes the client try again after
---retry-wait seconds when every gateway refused, as the OpenAI SDK's max_retries does.
-and, with --json, writes every request's outcome for a test to read.
+once, as a load balancer would send it (each gateway asked first by turns); what each gateway refused with
+is kept in the outcome. A restarting LiteLLM proxy refuses connections (measured: 233 refused and 2 reset
+of 235 requests during one restart), so the default is what a balancer does. --next-on 429,500,502,503
+also sends those statuses to the next one (nginx: proxy_next_upstream http_429 http_500 non_idempotent).
+--retries N makes the client try again after --retry-wait seconds when every gateway refused, as the
+OpenAI SDK's max_retries does. With --json, every request's outcome is written for a test to read.
 
     bench/on-lab-host.sh restart_loss.py --model fleet-cpp --rate 4 --seconds 120
 """
@@ -122,7 +122,11 @@ def main() -> int:
             time.sleep(min(0.05, wait))
         if args.stop_file and args.stop_file.exists():
             break
-        thread = threading.Thread(target=one, args=(endpoints, index % 2 == 1, args, outcomes, lock))
+        # Round robin, as a balancer sends them: each gateway is asked first by turns (two at a time, so each
+        # gets plain and streamed requests).
+        first = index // 2 % len(endpoints)
+        order = endpoints[first:] + endpoints[:first]
+        thread = threading.Thread(target=one, args=(order, index % 2 == 1, args, outcomes, lock))
         thread.start()
         threads.append(thread)
     for thread in threads:
