@@ -164,3 +164,15 @@ def test_without_a_user_the_password_alone_is_sent() -> None:
 def test_without_shared_state_the_router_has_no_redis_of_its_own() -> None:
     router = litellm("_litellm_router_settings")
     assert not {"redis_host", "redis_password", "cache_kwargs"} & set(router)
+
+
+def test_every_secret_setting_renders_in_the_rollback_task() -> None:
+    """Each entry as playbooks/tasks/rollback_secrets.yml templates it (default()'s argument is evaluated too)."""
+    task = yaml.safe_load((TOP / "playbooks" / "tasks" / "rollback_secrets.yml").read_text(encoding="utf-8"))
+    [refresh] = [step for step in task if "ansible.builtin.lineinfile" in step]
+    arguments = refresh["ansible.builtin.lineinfile"]
+    settings = DataLoader().load_from_file(str(TOP / "playbooks" / "vars" / "phases.yml"), trusted_as_template=True)
+    for entry in settings["_llm_stack_secret_settings"]:
+        variables = {"item": ["/home/llm-stack/.config/llm-stack/x.env", {**entry, "value": "s3cret"}]}
+        for name in ("regexp", "line"):
+            assert isinstance(_template(variables, arguments[name]), str), (entry["setting"], name)
