@@ -102,7 +102,13 @@ def main() -> int:
         print(f"no backend '{args.backend}' here; choose one of {', '.join(s['key'] for s in backends)}")
         return 2
     direct = Endpoint(backend["probe_url"], backend["chat_model"], key_in(backend))
-    through = Endpoint(gateway_record["probe_url"], backend["models"][0], key_in(gateway_record), NO_CACHE)
+    through = Endpoint(
+        gateway_record["probe_url"],
+        backend["models"][0],
+        key_in(gateway_record),
+        NO_CACHE,
+        gateway_record.get("ca_path"),
+    )
     print(f"backend {backend['key']} ({backend['backend']}) at {backend['probe_url']}; gateway at {through.url}")
     for path in (direct, through):  # warm both paths up
         for _ in range(3):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import ssl
 import threading
 import time
 import urllib.request
@@ -40,9 +41,13 @@ def key_in(record: dict) -> str | None:
 class Endpoint:
     """One way to a model: a server's base URL, the name it is asked by, its key, extra body fields."""
 
-    def __init__(self, url: str, model: str, key: str | None, extra: dict | None = None) -> None:
+    def __init__(
+        self, url: str, model: str, key: str | None, extra: dict | None = None, ca_file: str | None = None
+    ) -> None:
         self.url, self.model, self.extra = url.rstrip("/"), model, extra or {}
         self.auth = {"Authorization": f"Bearer {key}"} if key else {}
+        # A gateway serving HTTPS (its record's ca_path: the CA that signed it; empty: the host's CA store).
+        self.context = ssl.create_default_context(cafile=ca_file or None) if self.url.startswith("https:") else None
 
     def ask(self, stream: bool = False, timeout: float = 120) -> tuple[float, dict]:
         """Seconds one fresh tiny completion took, and the response headers; raises on any failure."""
@@ -62,7 +67,7 @@ class Endpoint:
             headers={"Content-Type": "application/json", **self.auth},
         )
         started = time.perf_counter()
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=self.context) as response:
             if stream:
                 lines = [line.strip() for line in response if line.strip()]
                 if b"data: [DONE]" not in lines:

@@ -111,7 +111,7 @@ def main() -> int:
     args = parser.parse_args()
     record = gateway()
     urls = args.gateway or [record["probe_url"]]
-    endpoints = [Endpoint(url, args.model, key_in(record), NO_CACHE) for url in urls]
+    endpoints = [Endpoint(url, args.model, key_in(record), NO_CACHE, record.get("ca_path")) for url in urls]
     outcomes: list[dict] = []
     lock = threading.Lock()
     threads = []

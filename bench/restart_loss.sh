@@ -13,7 +13,7 @@ export LLM_STACK_REPORT_DIR="${LLM_STACK_REPORT_DIR:-$(mktemp -d)}" LAB_INVENTOR
 for rolling in true false; do
   label=$([ "$rolling" = true ] && echo "rolling, one node at a time" || echo "every node at once")
   # Its own stdio: ssh sets the handles it shares non-blocking, which ansible-playbook refuses.
-  LAB_HOST=llm-fleet-gw LAB_SERVICE_ACCOUNT=labops bash bench/on-lab-host.sh restart_loss.py --model fleet-cpp --rate 4 --seconds 120 \
+  LAB_HOST=llm-fleet-gw bash bench/on-lab-host.sh restart_loss.py --model fleet-cpp --rate 4 --seconds 120 \
     --label "$label" </dev/null >"$LLM_STACK_REPORT_DIR/load.out" 2>&1 & load=$!
   sleep 5
   started=$SECONDS

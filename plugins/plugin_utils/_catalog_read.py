@@ -29,7 +29,10 @@ from ansible_collections.labai.llm_stack.plugins.plugin_utils.backends import (
 
 FALLBACK_FIELDS = ("fallbacks", "context_window_fallbacks")
 TOP_FIELDS = ("backends", "gateway", "models", "routes")
-GATEWAY_FIELDS = ("bind", "hosts", "port", "ready_timeout", "redis_host")
+GATEWAY_FIELDS = ("bind", "hosts", "port", "ready_timeout", "redis_host", "tls")
+# Controller paths of the gateway's PEM files (Ansible Vault encrypted or not); ca_certificate is optional.
+TLS_FIELDS = ("certificate", "private_key", "ca_certificate")
+TLS_REQUIRED = ("certificate", "private_key")
 MODEL_FIELDS = (
     "aliases",
     "backend",
@@ -69,6 +72,7 @@ class GatewayEntry:
     listener: Listener
     ready_timeout: int
     redis_host: str | None = None  # where the gateways' shared Redis runs; None: the first gateway host
+    tls: dict[str, str] = field(default_factory=dict)  # TLS_FIELDS given, as controller paths; empty: plain HTTP
 
 
 @dataclass
@@ -134,7 +138,32 @@ def gateway(check: Checker, catalog: Mapping, play_hosts: list[str] | None) -> G
     default.listener = _listener(check, "gateway", raw, default.listener)
     default.ready_timeout = _ready_timeout(check, "gateway", raw, GATEWAY.ready_timeout)
     default.redis_host = _redis_host(check, raw, play_hosts)
+    default.tls = _tls(check, raw)
     return default
+
+
+def _tls(check: Checker, raw: Mapping) -> dict[str, str]:
+    """The gateway's certificate, key and optional CA: absolute controller paths, each a PEM file."""
+    if "tls" not in raw:
+        return {}
+    fix = "write tls as {certificate: /path/gateway.crt, private_key: /path/gateway.key}, paths on the controller"
+    if not check.mapping("gateway", "tls", raw["tls"], fix):
+        return {}
+    tls = raw["tls"]
+    check.unknown_fields("gateway.tls", tls, TLS_FIELDS)
+    found = {}
+    for name in TLS_FIELDS:
+        if name not in tls:
+            if name in TLS_REQUIRED:
+                check.add("gateway.tls", name, "is missing", f"give the controller path of the gateway's {name} (PEM)")
+            continue
+        path_fix = f"give the absolute controller path of the PEM file, such as /etc/llm-stack/gateway-{name}.pem"
+        path = check.string("gateway.tls", name, tls[name], path_fix)
+        if path is not None and not posixpath.isabs(path):
+            check.add("gateway.tls", name, f"{path!r} is not an absolute path", path_fix)
+        elif path is not None:
+            found[name] = path
+    return found if all(name in found for name in TLS_REQUIRED) else {}
 
 
 def _redis_host(check: Checker, raw: Mapping, play_hosts: list[str] | None) -> str | None:

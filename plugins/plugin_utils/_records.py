@@ -5,7 +5,7 @@ finished per-host service records every role and phase reads."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._catalog_read import (
     BackendEntry,
@@ -37,6 +37,7 @@ class Service:
     models: list[ModelEntry]
     listener: Listener
     ready_timeout: int
+    tls: dict[str, str] = field(default_factory=dict)  # the gateway's PEM files on the controller; empty: HTTP
 
     @property
     def unit(self) -> str:
@@ -84,6 +85,7 @@ def services(
             models,
             gateway.listener,
             gateway.ready_timeout,
+            gateway.tls,
         )
     )
     return found
@@ -239,7 +241,23 @@ def _urls(service: Service, host: str, addresses: Mapping[str, str]) -> tuple[st
     any_interface = address_kind(bind) == "any"
     probe = PROBE_ANY if any_interface else bind
     reach = (addresses.get(host) or host) if any_interface else bind
-    return f"http://{url_host(probe)}:{service.port}", f"http://{url_host(reach)}:{service.port}"
+    scheme = "https" if service.tls else "http"
+    return f"{scheme}://{url_host(probe)}:{service.port}", f"{scheme}://{url_host(reach)}:{service.port}"
+
+
+def _tls(service: Service) -> dict:
+    """Where the gateway's PEM files come from (controller) and go (host); empty for plain HTTP."""
+    if not service.tls:
+        return {}
+    ca = service.tls.get("ca_certificate")
+    return {
+        "sources": dict(service.tls),
+        # Relative to the service account's ~/.config, as its other config files.
+        "certificate": GATEWAY.tls_certificate,
+        "private_key": GATEWAY.tls_private_key,
+        # Readable by every account on the host: the phases' probes run as the connecting user.
+        "ca_file": GATEWAY.tls_ca_file if ca else "",
+    }
 
 
 def _names(models: list[ModelEntry]) -> list[str]:
@@ -276,6 +294,9 @@ def record(service: Service, host: str, addresses: Mapping[str, str], gateways: 
         # The gateways on other hosts that reach this server over the network.
         "reached_from": [gateway for gateway in gateways if gateway != host] if backend else [],
         "config_files": [] if backend else list(GATEWAY.config_files),
+        "tls": _tls(service),
+        # The CA file that verifies this server's certificate (its probes pass it); empty: the host's CA store.
+        "ca_path": _tls(service).get("ca_file", ""),
     }
     if not backend and shared:
         # Where this gateway reaches the shared Redis: its own loopback, or the Redis host's address.

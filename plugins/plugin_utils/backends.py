@@ -351,6 +351,12 @@ class Gateway:
     ready_timeout: int = 180
     # Files besides its env file and unit that it reads, relative to the service account's ~/.config.
     config_files: tuple[str, ...] = ("litellm/config.yaml",)
+    # Its TLS certificate and key (catalog gateway.tls), relative to ~/.config like its config; never backed
+    # up, so that a rollback cannot bring back a replaced key.
+    tls_certificate: str = "litellm/tls/certificate.pem"
+    tls_private_key: str = "litellm/tls/private_key.pem"
+    # The CA that signed it, where every account on the host can read it.
+    tls_ca_file: str = "/etc/llm-stack/gateway-ca.pem"
 
     @staticmethod
     def deployment_id(public: str, host: str) -> str:

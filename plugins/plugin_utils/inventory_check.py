@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.labai.llm_stack.plugins.plugin_utils._tls_files import tls_file_problems
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import CONTROL as _CONTROL
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import is_int as _is_int
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import kind as _kind
@@ -816,6 +817,7 @@ def check_inventory(
     problems.extend(_secrets(variables, unresolved, gateway_here, plan, host))
     if plan is not None:
         problems.extend(_controller_files(plan))
+        problems.extend(_line(name, problem) for name, problem in tls_file_problems(_records(plan, host)))
         problems.extend(_checksums(variables, plan, unresolved, host))
     problems.extend(_settings(variables, specs, unresolved))
     problems.extend(_phase_choices(variables, unresolved))

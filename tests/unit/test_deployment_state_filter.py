@@ -103,6 +103,8 @@ RECORD_KEYS = {
     "needs_gpu",
     "key_variable",
     "config_files",
+    "tls",
+    "ca_path",
 }
 MODEL_KEYS = {"name", "model", "model_file", "settings"}
 

@@ -34,8 +34,18 @@ def test_example_catalog_is_the_seed_deployment() -> None:
 
 
 def test_lab_catalog_plans_every_backend_and_the_gateway() -> None:
-    plan = build_plan(catalog_of("lab", lab_cache="/var/cache/llm-stack-lab"), ["llm-lab-debian12"])
-    assert [s["key"] for s in plan["hosts"]["llm-lab-debian12"]["services"]] == [
+    plan = build_plan(
+        catalog_of("lab", lab_cache="/var/cache/llm-stack-lab", lab_tls_dir="/lab/tls"), ["llm-lab-debian12"]
+    )
+    services = plan["hosts"]["llm-lab-debian12"]["services"]
+    # The lab's gateway serves HTTPS, with a certificate from the lab's own CA.
+    assert services[-1]["probe_url"] == "https://127.0.0.1:4000"
+    assert services[-1]["tls"]["sources"] == {
+        "certificate": "/lab/tls/gateway.crt",
+        "private_key": "/lab/tls/gateway.key",
+        "ca_certificate": "/lab/tls/ca.crt",
+    }
+    assert [s["key"] for s in services] == [
         "vllm-lab-vllm",
         "llamacpp-lab-cpp",
         "ollama",

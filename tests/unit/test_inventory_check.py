@@ -18,6 +18,7 @@ from ansible_collections.labai.llm_stack.plugins.plugin_utils.inventory_check im
     relevant_names,
 )
 from ansible_collections.labai.llm_stack.plugins.plugin_utils.plan import CatalogError, build_plan
+from tls_certificates import issue
 
 TOP = Path(__file__).resolve().parents[2]
 ROLES = TOP / "roles"
@@ -110,12 +111,14 @@ def lab_cache(tmp_path: Path) -> Path:
     (tmp_path / "models" / "tiny-llama-hf").mkdir(parents=True)
     (tmp_path / "models" / "tiny-llama-hf" / "config.json").write_text("{}\n")
     (tmp_path / "models" / "tiny-llama.gguf").write_bytes(b"GGUF")
+    issue(tmp_path / "tls")  # as lab/tasks/gateway_tls.yml issues them, for the catalog's gateway.tls
     return tmp_path
 
 
 def lab_variables(cache: Path) -> dict:
     variables = group_vars(INVENTORIES / "lab")
     variables["lab_cache"] = str(cache)
+    variables["lab_tls_dir"] = str(cache / "tls")
     # The lab reads this from the cache's sha256sum.txt through a file lookup, which needs a whole Ansible run.
     variables["ollama_archive_checksum"] = CHECKSUM
     return templated(variables)
