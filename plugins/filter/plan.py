@@ -68,7 +68,7 @@ _value:
           C(env_file), C(port), C(bind), C(probe_url) (where the host itself checks it), C(api_base) (where the
           gateway reaches it), C(names) (what its C(/v1/models) lists), C(chat_model), C(models),
           C(ready_timeout), C(needs_gpu), C(key_variable), C(config_files), C(tls) and C(ca_path) (the
-          gateway's, with the catalog's C(gateway.tls): C(sources) on the controller, C(certificate) and
+          gateway's, with the catalog's C(gateway.tls) - C(sources) on the controller, C(certificate) and
           C(private_key) relative to the service account's C(~/.config), C(ca_file) on the host, and its
           probes' C(ca_path); empty for plain HTTP); vLLM and llama.cpp records also
           C(name), C(model), C(model_file) and C(settings); Ollama records also C(digests), the digest the
