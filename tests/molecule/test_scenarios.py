@@ -25,6 +25,7 @@ NEEDS_ARTIFACTS = [scenario for scenario in SCENARIOS if scenario not in WITHOUT
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_molecule_scenario(scenario: str, request: pytest.FixtureRequest) -> None:
+    request.getfixturevalue("lab_images")
     if scenario in NEEDS_ARTIFACTS:
         request.getfixturevalue("lab_artifacts")
     LOGS.mkdir(parents=True, exist_ok=True)

@@ -5,24 +5,15 @@ unit's ExecStart."""
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
-import jinja2
 import pytest
-import yaml
-from ansible.plugins.filter.core import comment
-from ansible_collections.labai.llm_stack.plugins.filter.systemd_command import systemd_command
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._tls_files import tls_file_problems
 from ansible_collections.labai.llm_stack.plugins.plugin_utils.plan import CatalogError, build_plan
 from tls_certificates import issue
+from unit_templates import exec_start as unit_exec_start
+from unit_templates import render_unit
 
-ROLES = Path(__file__).resolve().parents[2] / "roles"
-ACCOUNT = {
-    "home": "/home/llm-stack",
-    "env_dir": "/home/llm-stack/.config/llm-stack",
-    "config_dir": "/home/llm-stack/.config",
-}
 WHERE = "llm_stack_catalog.gateway.tls"
 PATH_FIX = "give the absolute controller path of the PEM file, such as /etc/llm-stack/gateway-{}.pem"
 
@@ -171,25 +162,16 @@ def test_a_vault_encrypted_key_is_only_checked_for_being_there(files):
 
 
 def exec_start(record: dict) -> list[str]:
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([ROLES / "litellm" / "templates", ROLES / "user_unit" / "templates"]),
-        trim_blocks=True,
-        undefined=jinja2.StrictUndefined,
+    return unit_exec_start(
+        render_unit(
+            "litellm",
+            record,
+            _litellm_workers=2,
+            _litellm_venv="/venv",
+            _litellm_config="/cfg/config.yaml",
+            _litellm_root="/root",
+        )
     )
-    environment.filters["comment"] = comment
-    environment.filters["labai.llm_stack.systemd_command"] = systemd_command
-    role_vars = {
-        **yaml.safe_load((ROLES / "litellm" / "defaults" / "main.yml").read_text()),
-        **yaml.safe_load((ROLES / "litellm" / "vars" / "main.yml").read_text()),
-    }
-    role_vars.update(
-        _litellm_workers=2, _litellm_venv="/venv", _litellm_config="/cfg/config.yaml", _litellm_root="/root"
-    )
-    text = environment.get_template("unit.service.j2").render(
-        ansible_managed="Ansible managed", item=record, service_account_info=ACCOUNT, **role_vars
-    )
-    [line] = [line for line in text.splitlines() if line.startswith("ExecStart=")]
-    return shlex.split(line.removeprefix("ExecStart="))
 
 
 def test_the_unit_serves_tls_with_the_installed_files(files):

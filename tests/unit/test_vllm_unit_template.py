@@ -1,30 +1,18 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The vLLM unit's ExecStart, rendered from a plan record: vllm.revision pins the Hub model (security issue #13).
 
-roles/vllm/templates/unit.service.j2 is rendered with jinja2 as the template module renders it (trim_blocks), with
-the role's defaults and the collection's systemd_command filter, and its ExecStart= line is split back into the
-arguments vLLM gets.
+roles/vllm/templates/unit.service.j2 is rendered as the template module renders it (tests/unit/unit_templates.py),
+and its ExecStart= line is split back into the arguments vLLM gets.
 """
 
 from __future__ import annotations
 
-import shlex
-from pathlib import Path
-
-import jinja2
 import pytest
-import yaml
-from ansible.plugins.filter.core import comment
-from ansible_collections.labai.llm_stack.plugins.filter.systemd_command import systemd_command
 from ansible_collections.labai.llm_stack.plugins.plugin_utils.plan import build_plan
+from unit_templates import exec_start as unit_exec_start
+from unit_templates import render_unit
 
-ROLES = Path(__file__).resolve().parents[2] / "roles"
-ACCOUNT = {"home": "/home/llm-stack", "env_dir": "/home/llm-stack/.config/llm-stack"}
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def _role_vars(path: str) -> dict:
-    return yaml.safe_load((ROLES / "vllm" / path).read_text(encoding="utf-8"))
 
 
 def exec_start(catalog: dict, hosts: list[str]) -> list[str]:
@@ -32,23 +20,7 @@ def exec_start(catalog: dict, hosts: list[str]) -> list[str]:
     [service] = [
         record for record in build_plan(catalog, hosts)["hosts"]["gpu01"]["services"] if record["backend"] == "vllm"
     ]
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([ROLES / "vllm" / "templates", ROLES / "user_unit" / "templates"]),
-        trim_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    environment.filters["comment"] = comment
-    environment.filters["labai.llm_stack.systemd_command"] = systemd_command
-    text = environment.get_template("unit.service.j2").render(
-        ansible_managed="Ansible managed",
-        item=service,
-        service_account_info=ACCOUNT,
-        **_role_vars("defaults/main.yml"),
-        **_role_vars("vars/main.yml"),
-    )
-    [line] = [line for line in text.splitlines() if line.startswith("ExecStart=")]
-    return shlex.split(line.removeprefix("ExecStart="))
+    return unit_exec_start(render_unit("vllm", service))
 
 
 @pytest.mark.parametrize("revision", [COMMIT, "v2.1"])
