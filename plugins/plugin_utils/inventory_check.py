@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.labai.llm_stack.plugins.plugin_utils._lock_files import lock_file_problems
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._tls_files import tls_file_problems
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import CONTROL as _CONTROL
 from ansible_collections.labai.llm_stack.plugins.plugin_utils._values import is_int as _is_int
@@ -787,6 +788,18 @@ def _phase_choices(variables: Mapping, skip: Iterable[str]) -> list[str]:
 # The check
 
 
+def _setting_or_default(variables: Mapping, specs: Mapping[str, Mapping]) -> Callable[[str], object]:
+    """A role setting's value: the inventory's, or else its role's default."""
+
+    def value(name: str) -> object:
+        if name in variables:
+            return variables[name]
+        role = _role_of(name, specs)
+        return specs[role][name].get("default") if role and name in specs[role] else None
+
+    return value
+
+
 def check_inventory(
     variables: Mapping,
     hosts: list[str],
@@ -819,7 +832,17 @@ def check_inventory(
         problems.extend(_controller_files(plan))
         problems.extend(_line(name, problem) for name, problem in tls_file_problems(_records(plan, host)))
         problems.extend(_checksums(variables, plan, unresolved, host))
-    problems.extend(_settings(variables, specs, unresolved))
+    settings = _settings(variables, specs, unresolved)
+    problems.extend(settings)
+    if plan is not None:
+        locks_dir = Path(roles_dir) / "python_venv" / "files" / "locks"
+        wrong = set(unresolved) | {problem.split(":", 1)[0].split(".")[0].split("[")[0] for problem in settings}
+        problems.extend(
+            _line(name, problem)
+            for name, problem in lock_file_problems(
+                _records(plan, host), _setting_or_default(variables, specs), locks_dir, wrong
+            )
+        )
     problems.extend(_phase_choices(variables, unresolved))
     return problems, plan
 

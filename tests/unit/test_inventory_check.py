@@ -112,6 +112,9 @@ def lab_cache(tmp_path: Path) -> Path:
     (tmp_path / "models" / "tiny-llama-hf" / "config.json").write_text("{}\n")
     (tmp_path / "models" / "tiny-llama.gguf").write_bytes(b"GGUF")
     issue(tmp_path / "tls")  # as lab/tasks/gateway_tls.yml issues them, for the catalog's gateway.tls
+    # scripts/prepare-lab-artifacts.sh adds its own build's hash to the shipped lock.
+    (tmp_path / "locks").mkdir()
+    shutil.copy(ROLES / "python_venv" / "files" / "locks" / "llama-cpp-python.txt", tmp_path / "locks")
     return tmp_path
 
 
@@ -159,10 +162,22 @@ def test_the_lab_inventory_is_valid(lab_cache: Path) -> None:
     assert problems_of(lab_variables(lab_cache), ["llm-lab-debian12"], host="llm-lab-debian12") == []
 
 
+def lab_problems_without(lab_cache: Path, part: str) -> list[str]:
+    """The lab inventory's problems once a part of its artifact cache is gone."""
+    shutil.rmtree(lab_cache / part)
+    return problems_of(lab_variables(lab_cache), ["llm-lab-debian12"], host="llm-lab-debian12")
+
+
+def test_the_lab_inventory_without_its_lock_names_it(lab_cache: Path) -> None:
+    assert lab_problems_without(lab_cache, "locks") == [
+        f"llamacpp_python_requirements_lock: '{lab_cache}/locks/llama-cpp-python.txt' is not a file on the controller; "
+        "generate a lock for the llamacpp role's pins (scripts/lock_requirements.py), set "
+        "llamacpp_python_requirements_lock to its path on the controller, or to '' to install without hash checking"
+    ]
+
+
 def test_the_lab_inventory_without_its_model_files_names_both(lab_cache: Path) -> None:
-    shutil.rmtree(lab_cache / "models")
-    problems = problems_of(lab_variables(lab_cache), ["llm-lab-debian12"], host="llm-lab-debian12")
-    assert problems == [
+    assert lab_problems_without(lab_cache, "models") == [
         f"models[0] (lab-vllm).vllm.model_src: '{lab_cache}/models/tiny-llama-hf' does not exist on the controller; "
         "point it at the model's Hugging Face directory on the controller, "
         "or remove model_src to let vLLM load '/home/llm-stack/models/tiny-llama-hf' itself",
