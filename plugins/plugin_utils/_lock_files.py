@@ -84,7 +84,7 @@ def lock_file_problems(
         if not chosen or read & skip:
             continue
         fix = (
-            f"generate a lock for the {install.role} role's pins (scripts/lock_requirements.py), set {setting} "
+            f"generate a lock for the {install.role} role's pins (uv pip compile --generate-hashes), set {setting} "
             "to its path on the controller, or to '' to install without hash checking"
         )
         if not path.is_absolute():

@@ -18,7 +18,7 @@ PIN = re.compile(
 )
 HASH = re.compile(r"--hash=sha256:[0-9a-f]{64}$")
 PYTHON_VERSION = re.compile(r"--python-version[ =](\d+\.\d+)")
-REGENERATE = "generate the lock again (scripts/lock_requirements.py shows how)"
+REGENERATE = "generate the lock again (uv pip compile --generate-hashes: its header has the command)"
 
 
 def canonical(name: str) -> str:

@@ -171,7 +171,7 @@ def lab_problems_without(lab_cache: Path, part: str) -> list[str]:
 def test_the_lab_inventory_without_its_lock_names_it(lab_cache: Path) -> None:
     assert lab_problems_without(lab_cache, "locks") == [
         f"llamacpp_python_requirements_lock: '{lab_cache}/locks/llama-cpp-python.txt' is not a file on the controller; "
-        "generate a lock for the llamacpp role's pins (scripts/lock_requirements.py), set "
+        "generate a lock for the llamacpp role's pins (uv pip compile --generate-hashes), set "
         "llamacpp_python_requirements_lock to its path on the controller, or to '' to install without hash checking"
     ]
 

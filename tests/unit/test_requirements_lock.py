@@ -19,7 +19,7 @@ TOP = Path(__file__).resolve().parents[2]
 LOCKS = TOP / "roles" / "python_venv" / "files" / "locks"
 HASH_A = "--hash=sha256:" + "a" * 64
 HASH_B = "--hash=sha256:" + "b" * 64
-FIX = "generate the lock again (scripts/lock_requirements.py shows how)"
+FIX = "generate the lock again (uv pip compile --generate-hashes: its header has the command)"
 
 
 def defaults(role: str) -> dict:
@@ -116,7 +116,7 @@ def test_phase_1_refuses_a_version_the_shipped_lock_does_not_pin() -> None:
     assert len(found) == 1, found
     assert found[0].startswith(f"litellm_requirements_lock: {LOCKS}/litellm.txt: the role installs litellm==1.200.0,")
     assert found[0].endswith(
-        "generate a lock for the litellm role's pins (scripts/lock_requirements.py), set litellm_requirements_lock "
+        "generate a lock for the litellm role's pins (uv pip compile --generate-hashes), set litellm_requirements_lock "
         "to its path on the controller, or to '' to install without hash checking"
     )
     assert problems_of(valid(litellm_version="1.200.0", litellm_requirements_lock="")) == []
@@ -127,8 +127,8 @@ def test_phase_1_refuses_a_lock_that_is_not_there(tmp_path: Path) -> None:
     found = problems_of(valid(vllm_requirements_lock=str(missing)))
     assert found == [
         f"vllm_requirements_lock: {str(missing)!r} is not a file on the controller; generate a lock for the vllm "
-        "role's pins (scripts/lock_requirements.py), set vllm_requirements_lock to its path on the controller, or to "
-        "'' to install without hash checking"
+        "role's pins (uv pip compile --generate-hashes), set vllm_requirements_lock to its path on the controller, "
+        "or to '' to install without hash checking"
     ]
     assert problems_of(valid(vllm_requirements_lock="locks/vllm.txt"))[0].startswith(
         "vllm_requirements_lock: 'locks/vllm.txt' is neither 'shipped' nor an absolute path;"
@@ -141,7 +141,7 @@ def test_phase_1_checks_the_operators_own_lock(tmp_path: Path) -> None:
     found = problems_of(valid(llamacpp_python_requirements_lock=str(own)))
     assert found == [
         f"llamacpp_python_requirements_lock: {own}: line 3: unhashed has no --hash; {FIX} with --generate-hashes; "
-        "generate a lock for the llamacpp role's pins (scripts/lock_requirements.py), set "
+        "generate a lock for the llamacpp role's pins (uv pip compile --generate-hashes), set "
         "llamacpp_python_requirements_lock to its path on the controller, or to '' to install without hash checking"
     ]
 
