@@ -96,5 +96,6 @@ def lock_file_problems(
             continue
         problems = locks.pin_problems(locks.parse(path.read_text(encoding="utf-8")), pins)
         if problems:
-            found.append((setting, (f"{path}: " + "; ".join(problems[:3]), fix)))
+            more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+            found.append((setting, (f"{path}: " + "; ".join(problems[:3]) + more, fix)))
     return found

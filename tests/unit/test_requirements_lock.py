@@ -153,3 +153,14 @@ def test_phase_1_leaves_the_lock_of_an_install_the_host_does_not_run() -> None:
     catalog["gateway"]["hosts"] = ["gpu02"]
     catalog["backends"] = {"ollama": {"bind": "0.0.0.0", "trusted_network": True}}
     assert problems_of(valid(llm_stack_catalog=catalog, vllm_version="9.9.9"), hosts=["gpu01", "gpu02"]) == []
+
+
+def test_phase_1_names_the_first_three_problems_of_a_lock_and_counts_the_rest(tmp_path: Path) -> None:
+    own = tmp_path / "litellm.txt"
+    own.write_text("".join(f"loose{number}>=1\n" for number in range(5)))
+    found = problems_of(valid(litellm_requirements_lock=str(own)))
+    assert len(found) == 1, found
+    assert f"line 3: 'loose2>=1' is not pinned with '=='; {FIX}; and " in found[0]
+    # Five bad lines and the three pins the role installs that the lock lacks: three shown, five counted.
+    assert "'loose3>=1'" not in found[0]
+    assert "; and 5 more; generate a lock for the litellm role's pins" in found[0]
