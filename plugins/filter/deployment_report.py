@@ -12,11 +12,11 @@ description:
   - Takes, per host, the records the phases keep as facts (C(llm_stack_phases), C(llm_stack_deployed),
     C(llm_stack_validated), C(llm_stack_registered), C(llm_stack_gateway_health), C(llm_stack_smoke),
     C(llm_stack_fallbacks), C(llm_stack_backups), C(llm_stack_restarted), C(llm_stack_restart_notes),
-    C(llm_stack_failure),
-    C(llm_stack_rollback), C(llm_stack_rollback_failure)) and returns the report; the outcome, the phases
+    C(llm_stack_failure), C(llm_stack_rollback), C(llm_stack_rollback_failure), C(llm_stack_warnings)) and
+    returns the report; the outcome, the phases
     with status and duration, the quality gates (gate, required, actual, met), models registered, per-model
     time to first token and latency, fallbacks proven (or why a chain was not, in C(skipped)), backups, and
-    what was rolled back.
+    what was rolled back, and the warnings of a run that succeeded (a validated deployment whose backup failed).
   - The records hold no secret, so neither does the report.
   - P(labai.llm_stack.deployment_report_markdown#filter) renders it as Markdown.
 positional: meta
@@ -42,7 +42,8 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description: C(kind), C(outcome) (succeeded, rolled back, failed), C(hosts), C(phases), C(gates), C(models),
-    C(fallbacks), C(backups), C(failures), C(rollbacks), C(restarted), C(restart_notes).
+    C(fallbacks), C(backups), C(failures), C(rollbacks), C(restarted), C(restart_notes), C(warnings) (host to
+    its warnings; only hosts that have some).
   type: dict
 """
 
@@ -222,6 +223,7 @@ def deployment_report(runs: dict, meta: dict) -> dict:
         "failures": failures,
         "rollbacks": rollbacks,
         "rollback_failures": rollback_failures,
+        "warnings": {host: run["llm_stack_warnings"] for host, run in runs.items() if run.get("llm_stack_warnings")},
     }
 
 
@@ -300,6 +302,14 @@ def deployment_report_markdown(report: dict) -> str:
             ],
         ),
     ]
+    warnings = report.get("warnings") or {}
+    if warnings:
+        lines += [
+            "",
+            "## Warnings",
+            "",
+            *[f"- {host}: {text}" for host, texts in sorted(warnings.items()) for text in texts],
+        ]
     if report["failures"] or report["rollbacks"] or report["rollback_failures"]:
         lines += ["", "## Failure and rollback", ""]
         if report["rollbacks"] and report["kind"] != "rollback":

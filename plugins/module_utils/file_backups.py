@@ -341,15 +341,26 @@ class BackupStore:
 
         return key(saved) == key(current)
 
-    def _chosen(self, name: str) -> dict:
+    def _newest_labelled(self, label: str) -> dict | None:
+        return next(
+            (entry for entry in self.manifests() if entry["kind"] == DEPLOYMENT and entry["label"] == label), None
+        )
+
+    def _chosen(self, name: str, label: str = "") -> dict:
         manifests = self.manifests()
+        known = ", ".join(f"{entry['name']} ({entry['label'] or entry['kind']})" for entry in manifests) or "none"
         if name:
             chosen = next((entry for entry in manifests if entry["name"] == name), None)
             if chosen is None:
-                known = ", ".join(entry["name"] for entry in manifests) or "none"
                 raise BackupError(f"no backup named '{name}' under {self.root}; the backups are: {known}")
             return chosen
-        chosen = self._newest(DEPLOYMENT)
+        chosen = self._newest_labelled(label) if label else self._newest(DEPLOYMENT)
+        if chosen is None and label:
+            raise BackupError(
+                f"there is no backup labelled '{label}' under {self.root}, so no deployment of this host was ever "
+                "validated to go back to; nothing was restored. Restore one by name if you must; the backups are: "
+                f"{known}"
+            )
         if chosen is None:
             raise BackupError(f"there is no backup under {self.root} to restore")
         return chosen
@@ -406,8 +417,10 @@ class BackupStore:
                 f"{', '.join(done) or 'nothing'}"
             ) from exc
 
-    def restore(self, name: str = "") -> dict:
-        backup = self._chosen(name)
+    def restore(self, name: str = "", label: str = "") -> dict:
+        """Put backup name back; without a name, the newest deployment backup labelled label (any label when
+        label is empty)."""
+        backup = self._chosen(name, label)
         copies = self._verified_copies(backup)
         current = {entry["path"]: entry for entry in self.current()}
         to_write = [
@@ -440,12 +453,15 @@ class BackupStore:
             "saved_before_restore": saved["backup"] if saved else "",
         }
 
-    def prune(self, keep: int) -> list[str]:
-        """Delete the oldest backups beyond keep of each kind; the one just saved or restored stays."""
+    def prune(self, keep: int, keep_label: str = "") -> list[str]:
+        """Delete the oldest backups beyond keep of each kind; the one just saved or restored stays, and so does
+        the newest labelled keep_label (however many newer ones there are)."""
+        labelled = self._newest_labelled(keep_label) if keep_label else None
+        spared = {self._protected, labelled["name"] if labelled else ""}
         doomed = []
         for kind in KINDS:
             of_kind = [entry["name"] for entry in self.manifests() if entry["kind"] == kind]
-            doomed += [name for name in of_kind[keep:] if name != self._protected]
+            doomed += [name for name in of_kind[keep:] if name not in spared]
         if not self.dry_run:
             for name in doomed:
                 self._remove(name)

@@ -13,7 +13,8 @@ description:
   - With O(state=present), saves every file matching O(paths) into a new backup under O(root), unless the
     newest backup already holds exactly these files with these contents and modes (so a second run changes
     nothing). Keeps the newest O(keep) backups.
-  - With O(state=restored), restores backup O(name) (the newest one when empty); each saved file is written
+  - With O(state=restored), restores backup O(name) (when empty, the newest one labelled O(validated_label),
+    or the newest of any label when that is empty too); each saved file is written
     back with its bytes and mode, and files that match O(paths) but are not in the backup are removed. The
     files it replaces or removes are first saved as a backup of their own (kind C(before-restore)), so nothing
     is lost; that backup is never chosen by default.
@@ -54,6 +55,14 @@ options:
     default: ""
   label:
     description: Free text stored in the manifest of a new backup (why it was taken).
+    type: str
+    default: ""
+  validated_label:
+    description:
+      - The label of the backups that hold a deployment that passed validation. Without O(name), a restore takes
+        the newest of them, never a newer backup of files that were not validated (those of a deploy cut short);
+        it fails when there is none. Pruning always keeps the newest of them.
+      - Empty, a restore takes the newest deployment backup, whatever its label.
     type: str
     default: ""
   keep:
@@ -156,6 +165,7 @@ def main() -> None:
             name=dict(type="str", default=""),
             label=dict(type="str", default=""),
             keep=dict(type="int", default=5),
+            validated_label=dict(type="str", default=""),
         ),
         supports_check_mode=True,
     )
@@ -167,8 +177,8 @@ def main() -> None:
         if params["state"] == "present":
             result = store.save(label=params["label"])
         else:
-            result = store.restore(params["name"])
-        result["pruned"] = store.prune(params["keep"])
+            result = store.restore(params["name"], params["validated_label"])
+        result["pruned"] = store.prune(params["keep"], params["validated_label"])
         backups = store.listing()
     except BackupError as exc:
         module.fail_json(msg=str(exc))

@@ -111,8 +111,16 @@ PHASE_CHOICES = {
     "llm_stack_rolling_restart": (True, False),
     "llm_stack_manage_nvidia_driver": (True, False),
 }
+# Settings of the phases that are a whole number of seconds, 0 or more.
+PHASE_SECONDS = ("llm_stack_run_lock_wait",)
 # The llm_stack_* inventory variables this check reads.
-STACK_VARIABLES = (CATALOG, *SECRETS, *PHASE_CHOICES, *(name for name in MOVED if name.startswith("llm_stack_")))
+STACK_VARIABLES = (
+    CATALOG,
+    *SECRETS,
+    *PHASE_CHOICES,
+    *PHASE_SECONDS,
+    *(name for name in MOVED if name.startswith("llm_stack_")),
+)
 
 CHECKSUM_PATTERN = re.compile(r"sha256:[0-9a-fA-F]{64}")
 CHECKSUM_FIX = "set 'sha256:' followed by the 64 hex digits of"
@@ -531,7 +539,7 @@ def _port(value: object) -> Problem | None:
     return f"{value} is outside 1-65535", "use a TCP port between 1 and 65535"
 
 
-def _at_least(minimum: int, meaning: str = "") -> Callable[[object], Problem | None]:
+def _at_least(minimum: float, meaning: str = "") -> Callable[[object], Problem | None]:
     def check(value: object) -> Problem | None:
         if value >= minimum:
             return None
@@ -628,12 +636,17 @@ VALUE_RULES: dict[str, Callable[[object], Problem | None]] = {
     "litellm_upstream_keepalive_timeout": _at_least(1),
     "vllm_shutdown_timeout": _at_least(0),
     "litellm_cache_ttl": _at_least(1),
+    "litellm_cache_redis_timeout": _at_least(0.1),
+    "litellm_cache_redis_retry_after": _at_least(1),
     "litellm_health_check_interval": _at_least(1),
     "litellm_config_backups": _at_least(0),
     "vllm_hf_home": _absolute_or_empty,
     "vllm_cpu_kvcache_space": _at_least(1),
     "llamacpp_native_source_url": _url,
     "llamacpp_native_build_jobs": _at_least(0, " (0: one job per processor)"),
+    "llamacpp_native_keep_previous": _at_least(0, " (0: only the builds the units name)"),
+    "python_venv_keep_previous": _at_least(0, " (0: only the virtualenvs the units name)"),
+    "ollama_keep_previous": _at_least(0, " (0: only the releases the unit names)"),
     "ollama_archive_url": _url,
     "ollama_models_dir": _absolute_or_empty,
     "ollama_num_parallel": _at_least(0, " (0: Ollama's default)"),
@@ -784,6 +797,21 @@ def _phase_choices(variables: Mapping, skip: Iterable[str]) -> list[str]:
     ]
 
 
+def _phase_seconds(variables: Mapping, skip: Iterable[str]) -> list[str]:
+    def seconds(value: object) -> bool:
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, str) and value.strip().isdigit():
+            return True
+        return isinstance(value, int) and value >= 0
+
+    return [
+        _line(name, (f"{_show(variables[name])} is not a number of seconds", "use a whole number, 0 or more"))
+        for name in PHASE_SECONDS
+        if name in variables and name not in skip and not seconds(variables[name])
+    ]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The check
 
@@ -844,6 +872,7 @@ def check_inventory(
             )
         )
     problems.extend(_phase_choices(variables, unresolved))
+    problems.extend(_phase_seconds(variables, unresolved))
     return problems, plan
 
 

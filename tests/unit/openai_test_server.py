@@ -5,6 +5,8 @@ The first path segment picks the behaviour: ``GET /<scenario>/v1/models`` and
 ``POST /<scenario>/v1/chat/completions``, so ``server.url("nodone")`` is the base URL a module is given.
 ``status-<code>`` answers that status on both paths, with an OpenAI error body. A scenario ending in
 ``-<tag>`` counts its requests under its whole name, so each test gets a fresh count (``late-t1``).
+``serving`` lists the models and answers chat completions; each scenario of ``UNSERVED`` lists them and
+fails every chat completion, as a real server that started but cannot serve.
 
 Streams are written the way vLLM and LiteLLM write them: chunked transfer encoding, one
 ``data: <json>`` event per chunk, a first delta with the role, content deltas, a finish_reason and
@@ -84,6 +86,7 @@ DRIPPED_COMMENT = b":" + b" " * (round(DRIP_FOR / DRIP_STEP) - 2) + b"\n"
 # Content-Length. The chunked body's terminator follows unless the connection was closed.
 STREAMS = {
     "chat": GOOD,
+    "serving": GOOD,
     "fallback": GOOD,
     "plain": GOOD,
     "slowchunks": [ROLE, *[part for c in CONTENT for part in (STEP, c)], FINISH, DONE],
@@ -132,8 +135,39 @@ ANSWER = {
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(WORDS)}, "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 9, "completion_tokens": 5, "total_tokens": 14},
 }
+# Servers that list their names and answer every chat completion with an error, as the real ones do: up, and
+# unable to serve. badformat is llama-cpp-python's server given a chat format it does not know
+# (llama_cpp/llama_chat_format.py raises at the first chat request, server/errors.py turns it into a 500);
+# nocontext is llama-server given a prompt longer than its context (tools/server/server-context.cpp).
+UNSERVED = {
+    "badformat": (
+        500,
+        {
+            "error": {
+                "message": "Invalid chat handler: no-such-format (valid formats: ['llama-2', 'llama-3', 'chatml'])",
+                "type": "internal_server_error",
+                "param": None,
+                "code": None,
+            }
+        },
+    ),
+    "nocontext": (
+        400,
+        {
+            "error": {
+                "code": 400,
+                "message": "request (300 tokens) exceeds the available context size (256 tokens), try increasing it",
+                "type": "exceed_context_size_error",
+                "n_prompt_tokens": 300,
+                "n_ctx": 256,
+            }
+        },
+    ),
+}
+
 ANSWERS = {
     "chat": ANSWER,
+    "serving": ANSWER,
     "fallback": ANSWER,
     "plain": ANSWER,
     "inband": {"error": {"message": "litellm.RateLimitError: no deployments available", "code": "429"}},
@@ -200,6 +234,11 @@ class Handler(BaseHTTPRequestHandler):
                 self.write_chunk(b"")
         elif scenario == "hugeerror":
             self.endless(500, "text/plain", b"", b"x")
+        elif scenario in UNSERVED and api == "models":
+            self.send(200, json.dumps({"object": "list", "data": MODELS}).encode())
+        elif scenario in UNSERVED:
+            status, error = UNSERVED[scenario]
+            self.send(status, json.dumps(error).encode())
         elif api == "models":
             self.models(scenario)
         elif body.get("stream"):
@@ -210,7 +249,7 @@ class Handler(BaseHTTPRequestHandler):
     def models(self, scenario: str) -> None:
         count = self.server.counts[scenario]
         listing = {"object": "list", "data": MODELS}
-        if scenario == "models":
+        if scenario in ("models", "serving"):
             self.send(200, json.dumps(listing).encode())
         elif scenario == "auth":
             if self.headers.get("Authorization") == f"Bearer {API_KEY}":

@@ -175,7 +175,8 @@ def test_unknown_name_lists_the_backups(host, capsys):
     result = run(capsys, **args(host, state="restored", name="20200101T000000.000000Z"))
     assert result["failed"] is True
     assert result["msg"] == (
-        f"no backup named '20200101T000000.000000Z' under {host['root']}; the backups are: {saved['backup']}"
+        f"no backup named '20200101T000000.000000Z' under {host['root']}; the backups are: "
+        f"{saved['backup']} (deployment)"
     )
 
 
@@ -199,6 +200,51 @@ def test_a_damaged_backup_is_refused_before_anything_changes(host, capsys):
         "sha256; nothing was restored. Restore another backup (name=...)."
     )
     assert unit_a.read_bytes() == b"current\n"
+
+
+VALIDATED = "validated deployment"
+
+
+def test_a_restore_takes_the_newest_validated_backup_not_the_files_of_a_deploy_cut_short(host, capsys):
+    unit_a = host["dir"] / "systemd" / "llm-a.service"
+    validated = run(capsys, **args(host, label=VALIDATED))
+    # A deploy rendered a new unit and was killed; the next deploy backed that up before it failed.
+    unit_a.write_bytes(b"half-deployed\n")
+    half = run(capsys, **args(host, label="before deploy"))
+    unit_a.write_bytes(b"failed validation\n")
+
+    result = run(capsys, **args(host, state="restored", validated_label=VALIDATED))
+
+    assert half["created"] and result["backup"] == validated["backup"]
+    assert unit_a.read_bytes() == b"[Service]\nExecStart=/bin/a\n"
+    # Without the label, the newest backup of any label, as before.
+    unit_a.write_bytes(b"failed validation\n")
+    assert run(capsys, **args(host, state="restored"))["backup"] == half["backup"]
+
+
+def test_a_restore_with_no_validated_backup_fails_and_changes_nothing(host, capsys):
+    first = run(capsys, **args(host, label="before deploy"))
+    unit_a = host["dir"] / "systemd" / "llm-a.service"
+    unit_a.write_bytes(b"failed validation\n")
+    result = run(capsys, **args(host, state="restored", validated_label=VALIDATED))
+    assert result["failed"] is True
+    assert result["msg"] == (
+        f"there is no backup labelled 'validated deployment' under {host['root']}, so no deployment of this host "
+        "was ever validated to go back to; nothing was restored. Restore one by name if you must; the backups are: "
+        f"{first['backup']} (before deploy)"
+    )
+    assert unit_a.read_bytes() == b"failed validation\n"
+
+
+def test_pruning_keeps_the_newest_validated_backup_however_many_came_after(host, capsys):
+    unit_a = host["dir"] / "systemd" / "llm-a.service"
+    validated = run(capsys, **args(host, label=VALIDATED, validated_label=VALIDATED, keep=2))
+    names = []
+    for attempt in range(3):
+        unit_a.write_bytes(f"failed attempt {attempt}\n".encode())
+        names.append(run(capsys, **args(host, label="before deploy", validated_label=VALIDATED, keep=2))["backup"])
+    listing = run(capsys, **args(host, validated_label=VALIDATED, keep=2))["backups"]
+    assert [entry["name"] for entry in listing] == [names[2], names[1], validated["backup"]]
 
 
 def test_keeps_the_newest_backups(host, capsys):

@@ -180,6 +180,15 @@ def test_a_rollback_that_refreshed_no_secret_says_nothing_of_them(run):
     assert "secrets" not in deployment_report_markdown(deployment_report({"gpu01": run}, META))
 
 
+def test_a_validated_deployment_whose_backup_failed_succeeds_with_a_warning(run):
+    warning = "The validated deployment serves, but its backup failed: No space left on device"
+    report = deployment_report({"gpu01": run, "gpu02": copy.deepcopy(run) | {"llm_stack_warnings": [warning]}}, META)
+    assert report["outcome"] == "succeeded" and report["rollbacks"] == {}
+    assert report["warnings"] == {"gpu02": [warning]}
+    assert f"## Warnings\n\n- gpu02: {warning}\n" in deployment_report_markdown(report)
+    assert "## Warnings" not in deployment_report_markdown(deployment_report({"gpu01": run}, META))
+
+
 def test_a_failed_rollback_is_a_failed_run(run):
     run["llm_stack_failure"] = {"phase": 3, "name": "restart", "task": "x", "msg": "unit died"}
     run["llm_stack_rollback_failure"] = "no backup"

@@ -137,6 +137,15 @@ def test_rolling_restart_is_a_boolean() -> None:
     )
 
 
+def test_the_lock_wait_is_a_number_of_seconds() -> None:
+    assert problems_of(valid(llm_stack_run_lock_wait=600)) == []
+    assert problems_of(valid(llm_stack_run_lock_wait="30")) == []
+    for bad, shown in (("ten minutes", "'ten minutes'"), (-5, "-5"), (True, "true")):
+        assert one_problem(llm_stack_run_lock_wait=bad) == (
+            f"llm_stack_run_lock_wait: {shown} is not a number of seconds; use a whole number, 0 or more"
+        )
+
+
 def test_managing_the_nvidia_driver_is_a_boolean() -> None:
     assert problems_of(valid(llm_stack_manage_nvidia_driver=True)) == []
     assert one_problem(llm_stack_manage_nvidia_driver="yes") == (
@@ -753,6 +762,27 @@ ACCOUNT_FIX = (
             "ollama_num_parallel: -1 is less than 0; use 0 or more (0: Ollama's default)",
         ),
         (
+            {"litellm_cache_redis_timeout": 0},
+            "litellm_cache_redis_timeout: 0 is less than 0.1; use 0.1 or more",
+        ),
+        (
+            {"python_venv_keep_previous": -1},
+            "python_venv_keep_previous: -1 is less than 0; use 0 or more (0: only the virtualenvs the units name)",
+        ),
+        (
+            {"ollama_keep_previous": -2},
+            "ollama_keep_previous: -2 is less than 0; use 0 or more (0: only the releases the unit names)",
+        ),
+        (
+            {"llamacpp_native_keep_previous": -1},
+            "llamacpp_native_keep_previous: -1 is less than 0; use 0 or more (0: only the builds the units name)",
+        ),
+        (
+            {"python_venv_keep_previous": "2"},
+            "python_venv_keep_previous: expected an integer, got a string; "
+            "use a whole number such as 2, without quotes",
+        ),
+        (
             {"ollama_archive_url": "ftp://mirror/ollama.tgz"},
             "ollama_archive_url: 'ftp://mirror/ollama.tgz' is not an http(s):// or file:// URL; "
             "use the archive's http(s):// or file:// URL",
@@ -940,13 +970,13 @@ def test_ansible_variables_and_role_internals_are_not_read() -> None:
         "llm_stack_catalog",
         "llm_stack_hf_token",
         "llm_stack_ready_timeout",
-        "python_venv_path",
+        "python_venv_root",
     ]
     assert relevant_names(names, ROLES) == [
         "llm_stack_catalog",
         "llm_stack_hf_token",
         "llm_stack_ready_timeout",
-        "python_venv_path",
+        "python_venv_root",
         "redis_port",
         "vllm_dtype",
     ]

@@ -283,21 +283,21 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
         server.shutdown()
 
 
-def base_vars(venv: Path) -> dict:
+def base_vars(root: Path) -> dict:
     """This machine as the host, this user as the owner, and no apt step."""
     return {
         "ansible_become": False,
         "ansible_python_interpreter": sys.executable,
-        "python_venv_path": str(venv),
+        "python_venv_root": str(root),
         "python_venv_owner": pwd.getpwuid(os.getuid()).pw_name,
         "python_venv_system_packages": [],
         "python_venv_packages": ["demo-app==1.0"],
     }
 
 
-def role_vars(lab: Lab, venv: Path, **overrides: object) -> dict:
+def role_vars(lab: Lab, root: Path, **overrides: object) -> dict:
     return (
-        base_vars(venv)
+        base_vars(root)
         | {
             "python_venv_pip_options": {"index_url": lab.main.url, "find_links": [str(lab.work / "no-wheels")]},
             "python_venv_torch_index_url": lab.torch.url,
@@ -316,6 +316,7 @@ def pip_config(path: Path) -> dict[str, str]:
 @dataclass
 class Deployment:
     venv: Path
+    cleared_venv: Path
     first: Run
     second: Run
     cleared: Run
@@ -327,10 +328,11 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def deployment(lab: Lab) -> Deployment:
-    """Install, install again, then run with no index settings at all."""
-    venv = lab.work / "venv"
-    first = lab.playbook(PLAY, role_vars(lab, venv))
+    """Install, install again, then run with no index settings at all (and no torch step: another virtualenv)."""
+    root = lab.work / "venv"
+    first = lab.playbook(PLAY, role_vars(lab, root))
     assert first.returncode == 0, first.output
+    [venv] = root.glob("venv-*")
     config = {}
     for name in ("pip.conf", "pip-torch.conf"):
         if (venv / name).exists():
@@ -349,13 +351,25 @@ def deployment(lab: Lab) -> Deployment:
             for secret, found in files_with_secrets.items():
                 if secret.encode() in data:
                     found.append(str(path.relative_to(lab.work)))
-    second = lab.playbook(PLAY, role_vars(lab, venv))
+    second = lab.playbook(PLAY, role_vars(lab, root))
     extra_index_asked = lab.extra.requests + lab.extra.refused
+    # Without the torch step, the packages make another virtualenv, which pip fills from the wheelhouse named in
+    # its environment: no index setting is left for a config file.
     cleared = lab.playbook(
         PLAY,
-        role_vars(lab, venv, python_venv_pip_options={}, python_venv_torch_index_url="", python_venv_torch_packages=[]),
+        role_vars(
+            lab,
+            root,
+            python_venv_pip_options={},
+            python_venv_torch_index_url="",
+            python_venv_torch_packages=[],
+            python_venv_environment={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(lab.work / "wheels")},
+        ),
     )
-    return Deployment(venv, first, second, cleared, config, torch_version, files_with_secrets, extra_index_asked)
+    [cleared_venv] = [path for path in root.glob("venv-*") if path != venv]
+    return Deployment(
+        venv, cleared_venv, first, second, cleared, config, torch_version, files_with_secrets, extra_index_asked
+    )
 
 
 def test_no_command_line_holds_an_index(lab: Lab, deployment: Deployment) -> None:
@@ -371,7 +385,8 @@ def test_no_command_line_holds_an_index(lab: Lab, deployment: Deployment) -> Non
 def test_ansible_output_holds_no_credentials(lab: Lab, deployment: Deployment) -> None:
     """At -vvv, where every task's arguments, the pip module's cmd and pip's own output show."""
     commands = re.findall(r"^ +cmd:\n((?: +- .*\n)+)", deployment.first.output, re.MULTILINE)
-    assert len(commands) == 2 and all("- install\n" in command for command in commands), commands
+    # pip's two installs, besides the role's question of which Python makes the virtualenv.
+    assert len([command for command in commands if "- install\n" in command]) == 2, commands
     for run in (deployment.first, deployment.second, deployment.cleared):
         for index in lab.indexes:
             assert index.password not in run.output
@@ -410,7 +425,11 @@ def test_the_config_files_hold_the_index_settings_for_the_owner_alone(lab: Lab, 
             "settings": {"index-url": lab.torch.url, "extra-index-url": "", "find-links": ""},
         },
     }
-    assert deployment.files_with_secrets == {MAIN_PASSWORD: ["venv/pip.conf"], TORCH_PASSWORD: ["venv/pip-torch.conf"]}
+    venv = deployment.venv.relative_to(deployment.venv.parents[1])
+    assert deployment.files_with_secrets == {
+        MAIN_PASSWORD: [f"{venv}/pip.conf"],
+        TORCH_PASSWORD: [f"{venv}/pip-torch.conf"],
+    }
 
 
 def test_a_second_run_changes_nothing(deployment: Deployment) -> None:
@@ -420,17 +439,28 @@ def test_a_second_run_changes_nothing(deployment: Deployment) -> None:
 
 def test_without_index_settings_no_config_file_is_left(deployment: Deployment) -> None:
     assert deployment.cleared.returncode == 0, deployment.cleared.output
-    assert not (deployment.venv / "pip.conf").exists()
-    assert not (deployment.venv / "pip-torch.conf").exists()
+    assert not (deployment.cleared_venv / "pip.conf").exists()
+    assert not (deployment.cleared_venv / "pip-torch.conf").exists()
+    assert (deployment.cleared_venv / "bin" / "python").exists()
+
+
+def test_other_packages_install_a_virtualenv_of_their_own_beside_the_first(deployment: Deployment) -> None:
+    """Named by the sha256 of its stamp; the first one, which an earlier unit would name, is left as it was."""
+    for venv in (deployment.venv, deployment.cleared_venv):
+        stamp = (venv / "llm-stack-requirements.txt").read_bytes()
+        assert venv.name == "venv-" + hashlib.sha256(stamp).hexdigest()[:12]
+    assert (deployment.venv / "llm-stack-requirements.txt").read_text().startswith("torch==1.0+cpu (torch index)\n")
+    assert b"torch" not in (deployment.cleared_venv / "llm-stack-requirements.txt").read_bytes()
+    assert (deployment.venv / "pip.conf").exists()
     assert (deployment.venv / "bin" / "python").exists()
 
 
 def test_check_mode_writes_nothing(lab: Lab, deployment: Deployment) -> None:
-    venv = lab.work / "check-mode-venv"
+    root = lab.work / "check-mode-venv"
     asked = sum(len(index.requests) + len(index.refused) for index in lab.indexes)
-    run = lab.playbook(PLAY, role_vars(lab, venv), "--check", "--diff")
+    run = lab.playbook(PLAY, role_vars(lab, root), "--check", "--diff")
     assert run.returncode == 0, run.output
-    assert not venv.exists()
+    assert not root.exists()
     assert sum(len(index.requests) + len(index.refused) for index in lab.indexes) == asked
     for index in lab.indexes:
         assert index.password not in run.output
