@@ -11,24 +11,13 @@ import re
 from pathlib import Path
 
 import pytest
-from ansible.module_utils import _internal as module_utils_internal
-from ansible.module_utils.common import warnings as ansible_warnings
 from ansible_collections.labai.llm_stack.plugins.module_utils import file_backups
 from ansible_collections.labai.llm_stack.plugins.modules import deployment_backup
-from module_runner import run_module
+from module_runner import run_host_module
 
 
 def run(capsys: pytest.CaptureFixture, check_mode: bool = False, **args) -> dict:
-    """The module's result; ``warned`` holds the text of its warnings (of this run only: the store is global)."""
-    ansible_warnings._global_warnings.clear()
-    # Other tests import controller code, which makes warn() print instead of returning the warning; a module
-    # on a host is never the controller.
-    controller, module_utils_internal.is_controller = module_utils_internal.is_controller, False
-    try:
-        result = run_module(deployment_backup.main, args, capsys, check_mode=check_mode)
-    finally:
-        module_utils_internal.is_controller = controller
-    return result | {"warned": [warning["event"]["msg"] for warning in result.get("warnings", [])]}
+    return run_host_module(deployment_backup.main, args, capsys, check_mode=check_mode)
 
 
 @pytest.fixture

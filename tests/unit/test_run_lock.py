@@ -10,25 +10,16 @@ import time
 from pathlib import Path
 
 import pytest
-from ansible.module_utils import _internal as module_utils_internal
-from ansible.module_utils.common import warnings as ansible_warnings
 from ansible_collections.labai.llm_stack.plugins.module_utils import run_lock as lock_utils
 from ansible_collections.labai.llm_stack.plugins.modules import run_lock
-from module_runner import run_module
+from module_runner import run_host_module
 
 ALICE = {"id": "20261202T130000Z-1", "user": "alice", "controller": "ops1", "playbook": "site.yml"}
 BOB = {"id": "20261202T130005Z-2", "user": "bob", "controller": "ops2", "playbook": "playbooks/rollback.yml"}
 
 
 def run(capsys: pytest.CaptureFixture, check_mode: bool = False, **args) -> dict:
-    """The module's result, with the text of its warnings in ``warned``."""
-    ansible_warnings._global_warnings.clear()
-    controller, module_utils_internal.is_controller = module_utils_internal.is_controller, False
-    try:
-        result = run_module(run_lock.main, args, capsys, check_mode=check_mode)
-    finally:
-        module_utils_internal.is_controller = controller
-    return result | {"warned": [warning["event"]["msg"] for warning in result.get("warnings", [])]}
+    return run_host_module(run_lock.main, args, capsys, check_mode=check_mode)
 
 
 @pytest.fixture
